@@ -1,0 +1,19 @@
+"""Per-customer features computed in the store's engine (portable Ibis expressions)."""
+
+from cvm.features.summary import (
+    TIME_UNIT_DAYS,
+    btyd_summary,
+    calibration_holdout,
+    customer_totals,
+    period_series,
+    purchase_occasions,
+)
+
+__all__ = [
+    "TIME_UNIT_DAYS",
+    "btyd_summary",
+    "calibration_holdout",
+    "customer_totals",
+    "period_series",
+    "purchase_occasions",
+]

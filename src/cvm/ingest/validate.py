@@ -1,0 +1,240 @@
+"""Turn a staged source into typed canonical columns plus, per row, the first problem.
+
+Everything happens in one SQL pass inside the store's engine: each canonical column is
+cast from its source (text or native type), and a chain of checks gives each row a
+``__reason``, the offending ``__column`` and its ``__raw`` value, or NULLs when the row
+is valid. The checks, in order of the canonical columns: missing required values,
+values that are not numbers or dates, non-finite numbers, implausible dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+from cvm.ingest.mapping import ColumnSpec, render_sql
+
+__all__ = [
+    "DATE_FORMATS",
+    "build_typed_select",
+    "detect_date_format",
+    "literal",
+    "quote",
+    "raw_text",
+]
+
+#: Candidate text date formats, tried on a sample when ``date_format = "auto"``.
+DATE_FORMATS: tuple[str, ...] = (
+    "%Y%m%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+    "%d %b %Y",
+    "%d-%b-%Y",
+    "%b %d, %Y",
+)
+
+_NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
+            "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+_TEMPORAL = {"DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S",
+             "TIMESTAMP WITH TIME ZONE"}
+
+
+def quote(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """Quote an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def raw_text(column: str) -> str:
+    """SQL for a source value as trimmed text, NULL when empty."""
+    return f"nullif(trim(CAST({quote(column)} AS VARCHAR)), '')"
+
+
+def detect_date_format(
+    con: duckdb.DuckDBPyConnection, table: str, column: str
+) -> tuple[str | None, str | None]:
+    """Choose the text date format of a staged column from a sample of its values.
+
+    Returns
+    -------
+    (format, note)
+        ``format`` is ``None`` when ISO 8601 covers the sample at least as well as any
+        candidate; ``note`` explains an ambiguous choice (day/month order undecidable).
+    """
+    sample = (
+        f"(SELECT {raw_text(column)} AS v FROM {quote(table)} "
+        f"WHERE {raw_text(column)} IS NOT NULL LIMIT 20000)"
+    )
+    counts = ["count(TRY_CAST(v AS TIMESTAMP))"]
+    counts += [f"count(TRY_STRPTIME(v, {literal(f)}))" for f in DATE_FORMATS]
+    row = con.execute(f"SELECT count(*), {', '.join(counts)} FROM {sample}").fetchone()
+    if row is None or row[0] == 0:
+        return None, None
+    _, iso, *hits = row
+    best = max(range(len(hits)), key=lambda i: hits[i])
+    if iso >= hits[best]:
+        return None, None
+    chosen = DATE_FORMATS[best]
+    ties = [DATE_FORMATS[i] for i, h in enumerate(hits) if h == hits[best] and i != best]
+    note = f"date format {chosen!r} (detected)"
+    if ties:
+        note = (
+            f"dates fit both {chosen!r} and {ties[0]!r}; assumed {chosen!r} "
+            "(set ingest.date_format to choose)"
+        )
+    return chosen, note
+
+
+@dataclass(frozen=True)
+class _Check:
+    condition: str
+    column: str
+    raw: str
+    reason: str  # may contain "{raw}", replaced by the quoted raw value
+
+
+def _reason_sql(check: _Check) -> str:
+    if "{raw}" not in check.reason:
+        return literal(check.reason)
+    before, after = check.reason.split("{raw}", 1)
+    quoted = f"coalesce('''' || left({check.raw}, 200) || '''', 'nothing')"
+    return f"{literal(before)} || {quoted} || {literal(after)}"
+
+
+def build_typed_select(
+    table: str,
+    specs: dict[str, ColumnSpec],
+    source_types: dict[str, str],
+    *,
+    date_formats: dict[str, str | None],
+    min_date: dt.date,
+    max_date: dt.datetime,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """Build the SELECT that types and checks every row of a staged source.
+
+    Parameters
+    ----------
+    table
+        The staging table (source columns and ``__line``).
+    specs
+        Where each canonical column comes from (:func:`~cvm.ingest.mapping.resolve_columns`).
+    source_types
+        DuckDB type name of each source column.
+    date_formats
+        Text format per canonical timestamp column (``None``: ISO 8601).
+    min_date, max_date
+        Plausible date range; values outside it are rejected.
+    extra
+        Further output columns: name → SQL expression over the source columns.
+
+    Returns
+    -------
+    str
+        SQL selecting ``__line``, every canonical column, ``__reason``, ``__column``
+        and ``__raw``.
+    """
+
+    def number(column: str) -> str:
+        if source_types.get(column, "VARCHAR").split("(")[0] in _NUMERIC:
+            return f"CAST({quote(column)} AS DOUBLE)"
+        return f"TRY_CAST({raw_text(column)} AS DOUBLE)"
+
+    values: list[str] = []
+    checks: list[_Check] = []
+    for name, spec in specs.items():
+        kind, required = spec.field.kind, spec.field.required
+        if spec.expression is not None:
+            for column in dict.fromkeys(spec.inputs()):
+                needed = f"needed for {name} = {spec.text}"
+                checks.append(
+                    _Check(f"{raw_text(column)} IS NULL", column, "NULL", f"missing value, {needed}")
+                )
+                checks.append(
+                    _Check(f"{number(column)} IS NULL", column, raw_text(column),
+                           "expected a number, got {raw}")
+                )
+            value = render_sql(spec.expression, number)
+            values.append(f"{value} AS {quote(name)}")
+            checks.append(
+                _Check(f"NOT isfinite({value})", name, f"CAST({value} AS VARCHAR)",
+                       f"{name} = {spec.text} is not a finite number: {{raw}}")
+            )
+            continue
+        if spec.source is None:
+            sql_type = {"number": "DOUBLE", "timestamp": "TIMESTAMP"}.get(kind, "VARCHAR")
+            values.append(f"CAST(NULL AS {sql_type}) AS {quote(name)}")
+            continue
+        column = spec.source
+        raw = raw_text(column)
+        if required:
+            label = f"missing {name}" + ("" if column == name else f" (column '{column}')")
+            checks.append(_Check(f"{raw} IS NULL", column, "NULL", label))
+        if kind == "id":
+            value = f"regexp_replace({raw}, '^([0-9]+)\\.0+$', '\\1')"
+        elif kind == "text":
+            value = raw
+        elif kind == "number":
+            value = number(column)
+            checks.append(
+                _Check(f"{raw} IS NOT NULL AND {value} IS NULL", column, raw,
+                       "expected a number, got {raw}")
+            )
+            checks.append(
+                _Check(f"NOT isfinite({value})", column, raw, "expected a finite number, got {raw}")
+            )
+        elif kind == "timestamp":
+            if source_types.get(column, "VARCHAR").split("(")[0] in _TEMPORAL:
+                value = f"CAST({quote(column)} AS TIMESTAMP)"
+                expected = "a date"
+            else:
+                fmt = date_formats.get(name)
+                iso = f"TRY_CAST({raw} AS TIMESTAMP)"
+                value = f"coalesce(TRY_STRPTIME({raw}, {literal(fmt)}), {iso})" if fmt else iso
+                expected = f"a date like {fmt}" if fmt else "a date (YYYY-MM-DD)"
+            checks.append(
+                _Check(f"{raw} IS NOT NULL AND {value} IS NULL", column, raw,
+                       f"expected {expected}, got {{raw}}")
+            )
+            checks.append(
+                _Check(f"{value} < TIMESTAMP {literal(min_date.isoformat())}", column, raw,
+                       f"implausible date {{raw}}: before {min_date.isoformat()}")
+            )
+            checks.append(
+                _Check(f"{value} > TIMESTAMP {literal(max_date.isoformat(sep=' '))}", column,
+                       raw, f"implausible date {{raw}}: after {max_date.date().isoformat()}, "
+                       "in the future")
+            )
+        else:  # pragma: no cover - kinds are fixed in mapping.py
+            raise AssertionError(kind)
+        values.append(f"{value} AS {quote(name)}")
+
+    values += [f"{sql} AS {quote(name)}" for name, sql in (extra or {}).items()]
+
+    def case(parts: list[str]) -> str:
+        return f"CASE {' '.join(parts)} END" if parts else "CAST(NULL AS VARCHAR)"
+
+    reason = case([f"WHEN {c.condition} THEN {_reason_sql(c)}" for c in checks])
+    column = case([f"WHEN {c.condition} THEN {literal(c.column)}" for c in checks])
+    raw_value = case([f"WHEN {c.condition} THEN CAST({c.raw} AS VARCHAR)" for c in checks])
+    return (
+        f"SELECT __line, {', '.join(values)}, "
+        f"{reason} AS __reason, {column} AS __column, {raw_value} AS __raw "
+        f"FROM {quote(table)} AS s"
+    )

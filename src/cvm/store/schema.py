@@ -1,0 +1,116 @@
+"""The store's versioned schema and its migrations.
+
+Each migration is a list of SQL statements applied in one transaction; the table
+``cvm_schema`` records which versions a store has. A store written by a newer cvm
+(a version above :data:`SCHEMA_VERSION`) is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "TRANSACTION_COLUMNS"]
+
+#: Canonical transaction columns and their store types, in order.
+TRANSACTION_COLUMNS: Final[dict[str, str]] = {
+    "customer_id": "VARCHAR NOT NULL",
+    "ts": "TIMESTAMP NOT NULL",
+    "amount": "DOUBLE NOT NULL",
+    "transaction_id": "VARCHAR",
+    "margin": "DOUBLE",
+    "cost": "DOUBLE",
+    "quantity": "DOUBLE",
+    "product_id": "VARCHAR",
+    "channel": "VARCHAR",
+    "currency": "VARCHAR",
+}
+
+_V1: Final[list[str]] = [
+    """CREATE TABLE cvm_schema (
+        version INTEGER NOT NULL PRIMARY KEY,
+        description VARCHAR NOT NULL,
+        applied_at TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE ingest_log (
+        batch_id VARCHAR NOT NULL PRIMARY KEY,
+        table_name VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        content_hash VARCHAR NOT NULL,
+        rows_read BIGINT NOT NULL,
+        rows_loaded BIGINT NOT NULL,
+        rows_updated BIGINT NOT NULL,
+        rows_quarantined BIGINT NOT NULL,
+        rows_duplicate BIGINT NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP NOT NULL,
+        cvm_version VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE quarantine (
+        batch_id VARCHAR NOT NULL,
+        table_name VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        line BIGINT,
+        column_name VARCHAR,
+        raw_value VARCHAR,
+        reason VARCHAR NOT NULL,
+        record VARCHAR
+    )""",
+    "CREATE TABLE transactions ("
+    + ", ".join(f"{name} {kind}" for name, kind in TRANSACTION_COLUMNS.items())
+    + ", row_key UBIGINT NOT NULL, occurrence INTEGER NOT NULL,"
+    " batch_id VARCHAR NOT NULL, line BIGINT)",
+    """CREATE TABLE customers (
+        customer_id VARCHAR NOT NULL PRIMARY KEY,
+        acquired_at TIMESTAMP,
+        acquisition_channel VARCHAR,
+        email VARCHAR,
+        phone VARCHAR,
+        loyalty_card VARCHAR,
+        attributes JSON,
+        row_key UBIGINT NOT NULL,
+        batch_id VARCHAR NOT NULL,
+        line BIGINT
+    )""",
+    """CREATE TABLE runs (
+        run_id VARCHAR NOT NULL PRIMARY KEY,
+        as_of DATE NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        time_unit VARCHAR NOT NULL,
+        period VARCHAR NOT NULL,
+        settings JSON NOT NULL,
+        n_customers BIGINT NOT NULL,
+        cvm_version VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE customer_snapshots (
+        run_id VARCHAR NOT NULL,
+        customer_id VARCHAR NOT NULL,
+        first_purchase DATE,
+        last_purchase DATE,
+        frequency BIGINT NOT NULL,
+        recency DOUBLE NOT NULL,
+        t DOUBLE NOT NULL,
+        monetary_value DOUBLE NOT NULL,
+        occasions BIGINT NOT NULL,
+        transactions BIGINT NOT NULL,
+        revenue DOUBLE NOT NULL,
+        returns DOUBLE NOT NULL,
+        margin DOUBLE NOT NULL,
+        realized_value DOUBLE NOT NULL,
+        PRIMARY KEY (run_id, customer_id)
+    )""",
+    """CREATE TABLE period_snapshots (
+        run_id VARCHAR NOT NULL,
+        customer_id VARCHAR NOT NULL,
+        period_start DATE NOT NULL,
+        occasions BIGINT NOT NULL,
+        revenue DOUBLE NOT NULL,
+        margin DOUBLE NOT NULL
+    )""",
+]
+
+#: Ordered migrations: version → (description, statements).
+MIGRATIONS: Final[dict[int, tuple[str, list[str]]]] = {
+    1: ("initial schema: transactions, customers, quarantine, ingest log, snapshots", _V1),
+}
+
+SCHEMA_VERSION: Final[int] = max(MIGRATIONS)

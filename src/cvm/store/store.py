@@ -1,0 +1,157 @@
+"""The integrated customer store: an embedded DuckDB file reached through Ibis.
+
+DuckDB does the bulk loading and its transactions make every load atomic; all
+relational work downstream of ingestion (features, value, segments) is written once
+against the Ibis table API and so runs unchanged on any Ibis backend (PySpark,
+PostgreSQL, …) given the same tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import ibis
+
+from cvm.errors import NotFoundError, StorageError
+from cvm.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["Store"]
+
+
+class Store:
+    """An open cvm store.
+
+    Parameters
+    ----------
+    path
+        DuckDB database file (created if missing), or ``":memory:"``.
+    read_only
+        Open without write access (several readers may share a file).
+
+    Attributes
+    ----------
+    path : str
+        The database path as given.
+    con : duckdb.DuckDBPyConnection
+        The DuckDB connection (loading, transactions).
+    backend : ibis.BaseBackend
+        An Ibis backend over the same connection (portable relational work).
+
+    Raises
+    ------
+    StorageError
+        If the file cannot be opened (locked by another process, not a DuckDB file),
+        or was written by a newer version of cvm.
+    """
+
+    def __init__(self, path: str | Path = "cvm.duckdb", *, read_only: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.exists():
+                raise StorageError("the store's folder does not exist", path=parent)
+            if read_only and not Path(self.path).exists():
+                raise NotFoundError(
+                    "no store here; run 'cvm ingest' or 'cvm demo' first", path=self.path
+                )
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            raise StorageError(f"cannot open the store: {exc}", path=self.path) from exc
+        except duckdb.Error as exc:
+            raise StorageError(f"not a usable DuckDB store: {exc}", path=self.path) from exc
+        self.backend: Any = ibis.duckdb.from_connection(self.con)
+        if not read_only:
+            self.migrate()
+        else:
+            self._check_version()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- schema --------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """Return the schema version of the store (0 for an empty database)."""
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'cvm_schema'"
+        ).fetchone()
+        if not exists or exists[0] == 0:
+            return 0
+        row = self.con.execute("SELECT coalesce(max(version), 0) FROM cvm_schema").fetchone()
+        return int(row[0]) if row else 0
+
+    def _check_version(self) -> int:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"the store has schema version {version}, newer than this cvm supports "
+                f"({SCHEMA_VERSION}); upgrade cvm",
+                path=self.path,
+            )
+        return version
+
+    def migrate(self) -> int:
+        """Apply pending migrations, each atomically; return the resulting version."""
+        version = self._check_version()
+        for target in sorted(v for v in MIGRATIONS if v > version):
+            description, statements = MIGRATIONS[target]
+            with self.transaction():
+                for statement in statements:
+                    self.con.execute(statement)
+                self.con.execute(
+                    "INSERT INTO cvm_schema VALUES (?, ?, ?)",
+                    [target, description, dt.datetime.now()],
+                )
+        return max(version, SCHEMA_VERSION)
+
+    # -- access --------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run a block atomically: commit on success, roll back on any exception."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.con.execute("COMMIT")
+            except duckdb.Error as exc:
+                raise StorageError(f"commit failed: {exc}", path=self.path) from exc
+
+    def table(self, name: str) -> Any:
+        """Return a store table as an Ibis table expression.
+
+        Raises
+        ------
+        NotFoundError
+            If the table does not exist.
+        """
+        if name not in self.backend.list_tables():
+            raise NotFoundError(f"no table '{name}' in the store", path=self.path)
+        return self.backend.table(name)
+
+    def count(self, name: str) -> int:
+        """Return the number of rows of a store table."""
+        row = self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+        return int(row[0]) if row else 0
