@@ -52,13 +52,14 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def btyd_summary_sql(source_sql: str, observation_end: str) -> str:
+def btyd_summary_sql(source_sql: str, observation_end: str, *, totals: bool = True) -> str:
     """Build the hand-written per-customer BTYD summary query.
 
     Semantics (lifetimes' ``summary_data_from_transaction_data`` with daily
     periods expressed in weeks):
 
-    * only rows with ``ts <= observation_end`` are used;
+    * only rows up to ``observation_end`` are used (a whole day when it is
+      a date, ``ts <= observation_end`` when it is a timestamp);
     * purchases on the same calendar day are merged into one *occasion*
       whose value is the sum of the amounts (returns included);
     * ``frequency`` = number of distinct purchase days - 1;
@@ -66,9 +67,11 @@ def btyd_summary_sql(source_sql: str, observation_end: str) -> str:
     * ``T`` = (date of ``observation_end`` - first purchase date) / 7 weeks;
     * ``monetary_value`` = mean value of the repeat (non-first) occasions,
       0 when ``frequency`` = 0;
-    * per-customer totals: ``revenue`` = sum(amount) (net of returns),
-      ``returns`` = sum of the negative amounts (<= 0), ``orders`` = number
-      of distinct ``transaction_id``.
+    * per-customer totals (``totals=True``): ``revenue`` = sum(amount) (net
+      of returns), ``returns`` = sum of the negative amounts (<= 0),
+      ``orders`` = number of distinct non-null ``transaction_id``.
+      ``COUNT(DISTINCT)`` roughly doubles the cost of the query, hence the
+      option to leave the totals out.
 
     Parameters
     ----------
@@ -78,39 +81,62 @@ def btyd_summary_sql(source_sql: str, observation_end: str) -> str:
         table name or ``read_parquet('x.parquet')`` (see
         :func:`parquet_source`). Subqueries must be parenthesised.
     observation_end : str
-        ISO timestamp or date (inclusive upper bound on ``ts``). A bare date
-        means midnight, i.e. only that day's ``00:00:00`` rows are kept; pass
-        ``'YYYY-MM-DD 23:59:59'`` to include the whole day.
+        ISO date (``'YYYY-MM-DD'``: that whole day is included, the same
+        convention as ``cvm.features.btyd_summary``) or ISO timestamp
+        (inclusive upper bound on ``ts``).
+    totals : bool, default True
+        Also compute ``revenue``, ``returns`` and ``orders``.
 
     Returns
     -------
     str
         The SQL text; one row per customer with columns ``customer_id,
-        frequency, recency, T, monetary_value, revenue, returns, orders,
-        first_purchase, last_purchase``.
+        frequency, recency, T, monetary_value, first_purchase,
+        last_purchase`` (+ ``revenue, returns, orders`` with ``totals``).
 
     Raises
     ------
     ValueError
         If ``observation_end`` is not an ISO date/timestamp.
     """
-    end = dt.datetime.fromisoformat(observation_end.strip())
-    end_lit = _quote(end.isoformat(sep=" "))
+    text = observation_end.strip()
+    try:
+        end_day = dt.date.fromisoformat(text)
+    except ValueError:
+        end = dt.datetime.fromisoformat(text)
+        end_day = end.date()
+        ts_filter = f"ts <= TIMESTAMP {_quote(end.isoformat(sep=' '))}"
+    else:
+        next_day = dt.datetime.combine(end_day + dt.timedelta(days=1), dt.time())
+        ts_filter = f"ts < TIMESTAMP {_quote(next_day.isoformat(sep=' '))}"
+    day_lit = _quote(end_day.isoformat())
     # One aggregation pass per level: rows -> (customer, day) occasions ->
     # customers. The first occasion's value is picked with arg_min so no
     # window function (and no second scan) is needed. Distinct transactions
     # are counted per day and summed: exact as long as a transaction_id does
     # not span two calendar days (a transaction has a single timestamp).
+    occ_totals = (
+        ",\n        SUM(CASE WHEN amount < 0 THEN amount ELSE 0 END) AS day_returns"
+        ",\n        COUNT(DISTINCT transaction_id) AS day_orders"
+        if totals
+        else ""
+    )
+    cust_totals = (
+        ",\n        SUM(day_returns) AS returns,\n        SUM(day_orders) AS orders"
+        if totals
+        else ""
+    )
+    out_totals = (
+        "\n    revenue,\n    returns,\n    CAST(orders AS BIGINT) AS orders," if totals else ""
+    )
     return f"""
 WITH occasions AS (
     SELECT
         customer_id,
         CAST(ts AS DATE) AS day,
-        SUM(amount) AS day_amount,
-        SUM(CASE WHEN amount < 0 THEN amount ELSE 0 END) AS day_returns,
-        COUNT(DISTINCT transaction_id) AS day_orders
+        SUM(amount) AS day_amount{occ_totals}
     FROM {source_sql}
-    WHERE ts <= TIMESTAMP {end_lit}
+    WHERE {ts_filter}
     GROUP BY customer_id, CAST(ts AS DATE)
 ),
 customers AS (
@@ -120,9 +146,7 @@ customers AS (
         MAX(day) AS last_purchase,
         COUNT(*) AS n_days,
         SUM(day_amount) AS revenue,
-        ARG_MIN(day_amount, day) AS first_amount,
-        SUM(day_returns) AS returns,
-        SUM(day_orders) AS orders
+        ARG_MIN(day_amount, day) AS first_amount{cust_totals}
     FROM occasions
     GROUP BY customer_id
 )
@@ -130,15 +154,11 @@ SELECT
     customer_id,
     CAST(n_days - 1 AS BIGINT) AS frequency,
     DATE_DIFF('day', first_purchase, last_purchase) / 7.0 AS recency,
-    DATE_DIFF('day', first_purchase, CAST(TIMESTAMP {end_lit} AS DATE)) / 7.0
-        AS "T",
+    DATE_DIFF('day', first_purchase, DATE {day_lit}) / 7.0 AS "T",
     CASE
         WHEN n_days > 1 THEN (revenue - first_amount) / (n_days - 1)
         ELSE 0.0
-    END AS monetary_value,
-    revenue,
-    returns,
-    CAST(orders AS BIGINT) AS orders,
+    END AS monetary_value,{out_totals}
     first_purchase,
     last_purchase
 FROM customers
@@ -224,6 +244,7 @@ def step_summary_sql(
     database: str | None = None,
     table: str = "t",
     threads: int | None = None,
+    totals: bool = True,
 ) -> dict[str, Any]:
     """Measured step: run :func:`btyd_summary_sql` and fetch it into Arrow.
 
@@ -235,7 +256,8 @@ def step_summary_sql(
     Parameters
     ----------
     observation_end : str
-        ISO timestamp, inclusive upper bound on ``ts``.
+        ISO date (whole day included) or timestamp; see
+        :func:`btyd_summary_sql`.
     parquet : str, optional
         Parquet file path.
     database : str, optional
@@ -244,6 +266,8 @@ def step_summary_sql(
         Table name inside ``database``.
     threads : int, optional
         DuckDB thread count.
+    totals : bool, default True
+        Passed to :func:`btyd_summary_sql`.
 
     Returns
     -------
@@ -264,7 +288,7 @@ def step_summary_sql(
     else:
         con = _connect(database, threads, read_only=True)
         source = '"' + table.replace('"', '""') + '"'
-    result = con.sql(btyd_summary_sql(source, observation_end)).to_arrow_table()
+    result = con.sql(btyd_summary_sql(source, observation_end, totals=totals)).to_arrow_table()
     con.close()
     return summary_facts(result)
 
@@ -275,24 +299,21 @@ def summary_facts(result: Any) -> dict[str, Any]:
     Parameters
     ----------
     result : pyarrow.Table
-        Summary with columns ``frequency, recency, T, monetary_value,
-        revenue``.
+        Summary with (some of) the columns ``frequency, recency, T`` (or
+        ``t``), ``monetary_value, revenue, returns, orders``; missing ones are
+        skipped.
 
     Returns
     -------
     dict
-        Row count and rounded column sums.
+        Row count and rounded column sums (``sum_<column>``).
     """
     import pyarrow.compute as pc
 
-    def total(col: str) -> float:
-        return round(float(pc.sum(result.column(col)).as_py() or 0.0), 4)
-
-    return {
-        "customers": int(result.num_rows),
-        "sum_frequency": total("frequency"),
-        "sum_recency": total("recency"),
-        "sum_T": total("T"),
-        "sum_monetary_value": total("monetary_value"),
-        "sum_revenue": total("revenue"),
-    }
+    facts: dict[str, Any] = {"customers": int(result.num_rows)}
+    names = {name.lower(): name for name in result.column_names}  # "T" or "t"
+    for col in ("frequency", "recency", "T", "monetary_value", "revenue", "returns", "orders"):
+        if col.lower() in names:
+            value = pc.sum(result.column(names[col.lower()])).as_py()
+            facts[f"sum_{col}"] = round(float(value or 0.0), 4)
+    return facts

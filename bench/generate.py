@@ -302,7 +302,7 @@ def generate(
     -------
     dict
         Summary: rows, customers, bytes written, window bounds and the
-        suggested ``observation_end`` (last second of the window).
+        suggested ``observation_end`` (last day of the window, ISO date).
     """
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +355,7 @@ def generate(
         "bytes": out_path.stat().st_size,
         "window_start": start_dt.isoformat(sep=" "),
         "window_end": end_dt.isoformat(sep=" "),
-        "observation_end": (end_dt - dt.timedelta(seconds=1)).isoformat(sep=" "),
+        "observation_end": (end_dt - dt.timedelta(days=1)).date().isoformat(),
     }
 
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ibis.backends.pyspark import Backend as PySparkBackend
+    from pyspark.sql import SparkSession
 
 __all__ = [
     "SPARK_CONF",
@@ -123,7 +124,7 @@ def _quiet_python_loggers() -> None:
 
 def _build_session(
     master: str, workdir: Path, cds_dump_path: str | None = None
-) -> object:
+) -> SparkSession:
     """Create (or get) the process-wide local SparkSession."""
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
@@ -236,8 +237,16 @@ def _dump_cds(tmp: str) -> None:
     )
     expr = t.group_by("k").agg(n=t.count(), d=t.ts.date().max()).order_by("k")
     con.execute(expr)
-    # The JVM writes the archive when it exits; stopping the session is not
-    # needed (and the gateway JVM exits with this process).
+    # The JVM writes the archive when it exits.  Make it exit now (it does so
+    # on EOF on stdin) and wait, so the file is complete when we return.
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    proc = getattr(gateway, "proc", None)
+    session.stop()
+    if proc is not None:
+        proc.stdin.close()
+        proc.wait(timeout=120)
 
 
 if __name__ == "__main__":  # pragma: no cover - helper entry point

@@ -1,0 +1,420 @@
+"""The ``cvm`` command line: thin adapters over the library.
+
+Every command that touches the store takes ``--db`` (default: the ``store.path`` of
+``cvm.toml``, else ``./cvm.duckdb``) and ``--format table|json|csv``. Errors print
+``Error: …`` on standard error, without a traceback, and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cvm import __version__
+from cvm.cli.output import (
+    Format,
+    console,
+    emit_csv,
+    emit_json,
+    err_console,
+    money,
+    progress_bar,
+    table,
+)
+from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
+from cvm.dynamics import analyze, customer_view, run_overview
+from cvm.dynamics.snapshots import RunOverview
+from cvm.errors import CVMError
+from cvm.ingest import IngestReport, ingest
+from cvm.store import Store
+
+app = typer.Typer(
+    name="cvm",
+    help="Customer Value Management: load customer data, see what each customer is worth.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Store file (default: store.path of cvm.toml, else ./cvm.duckdb)."),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Configuration file (default: ./cvm.toml when present)."),
+]
+FormatOption = Annotated[
+    Format, typer.Option("--format", help="Output format: table, json or csv.")
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _open_store(db: Path | None, settings: Settings, *, read_only: bool = False) -> Store:
+    if db is not None:
+        return Store(db, read_only=read_only)
+    if settings.source is not None:
+        return Store(settings.store_path(), read_only=read_only)
+    return Store(Path("cvm.duckdb"), read_only=read_only)
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
+        result[name.strip()] = value.strip()
+    return result
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"cvm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Customer Value Management: load customer data, see what each customer is worth."""
+
+
+# -- init -------------------------------------------------------------------------------
+@app.command()
+def init(
+    directory: Annotated[
+        Path, typer.Argument(help="Folder for cvm.toml and the store.", file_okay=False)
+    ] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing cvm.toml.")] = False,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Write a commented default cvm.toml and create an empty store."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CONFIG_FILENAME
+    if path.exists() and not force:
+        raise CVMError("already exists; use --force to overwrite", path=path)
+    path.write_text(default_toml(), encoding="utf-8")
+    settings = load_settings(path)
+    with Store(settings.store_path()) as store:
+        version = store.schema_version()
+    result = {"config": str(path), "store": str(settings.store_path()), "schema_version": version}
+    if fmt is Format.table:
+        console.print(f"Wrote {path}\nCreated the store {settings.store_path()} "
+                      f"(schema version {version})")
+    elif fmt is Format.json:
+        emit_json(result)
+    else:
+        emit_csv([result])
+
+
+# -- ingest -----------------------------------------------------------------------------
+def _print_report(report: IngestReport, fmt: Format) -> None:
+    if fmt is Format.json:
+        emit_json(report.to_dict())
+        return
+    if fmt is Format.csv:
+        data = report.to_dict()
+        emit_csv([{k: v for k, v in data.items() if not isinstance(v, dict | list)}])
+        return
+    console.print(f"[bold]{report.table}[/bold] from {report.source} (batch {report.batch_id})")
+    counts = [
+        ("read", report.read),
+        ("loaded", report.loaded),
+        ("quarantined", report.quarantined),
+        ("duplicates", report.duplicates),
+    ]
+    if report.updated:
+        counts.insert(2, ("of which updated", report.updated))
+    console.print(table("Rows", ["", "rows"], counts))
+    console.print(
+        "read = loaded + quarantined + duplicates: "
+        + ("[green]reconciles[/green]" if report.reconciles else "[red]DOES NOT reconcile[/red]")
+    )
+    if report.columns:
+        console.print(
+            "columns: " + ", ".join(f"{k} ← {v}" for k, v in report.columns.items())
+        )
+    if report.ignored_columns:
+        console.print("ignored: " + ", ".join(report.ignored_columns))
+    if report.reasons:
+        rows = [(reason, count) for reason, count in list(report.reasons.items())[:10]]
+        console.print(table("Quarantined (first 10 reasons; all in the quarantine table)",
+                            ["reason", "rows"], rows))
+    for note in report.notes:
+        console.print(f"note: {note}")
+
+
+@app.command("ingest")
+def ingest_command(
+    table_name: Annotated[
+        str, typer.Argument(metavar="TABLE", help="transactions or customers.")
+    ],
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Map a column: canonical=YourColumn (repeatable)."),
+    ] = None,
+    derive: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--derive", help='Derive a column: amount="quantity * unit_price" (repeatable).'
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option("--encoding", help="CSV text encoding (default: detect).")
+    ] = None,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="CSV delimiter (default: detect).")
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option("--date-format", help="Format of text dates, e.g. %d/%m/%Y (default: detect)."),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Load a file into the store; every row is loaded, quarantined or a duplicate."""
+    if table_name not in ("transactions", "customers"):
+        raise typer.BadParameter(
+            f"expected 'transactions' or 'customers', got {table_name!r}", param_hint="TABLE"
+        )
+    settings = _settings(config)
+    overrides: dict[str, Any] = {}
+    if encoding:
+        overrides["encoding"] = encoding
+    if delimiter:
+        overrides["delimiter"] = "\t" if delimiter in ("\\t", "tab") else delimiter
+    if date_format:
+        overrides["date_format"] = date_format
+    if overrides:
+        settings = settings.model_copy(
+            update={"ingest": settings.ingest.model_copy(update=overrides)}
+        )
+    with _open_store(db, settings) as store, progress_bar(
+        f"Reading {path.name}", enabled=fmt is Format.table and sys.stderr.isatty()
+    ) as update:
+        report = ingest(
+            store,
+            path,
+            table=table_name,
+            settings=settings,
+            mapping=_pairs(mapping, "--map"),
+            derive=_pairs(derive, "--derive"),
+            progress=update,
+        )
+    _print_report(report, fmt)
+
+
+# -- analyze ----------------------------------------------------------------------------
+def _print_overview(overview: RunOverview, fmt: Format) -> None:
+    if fmt is Format.json:
+        emit_json(overview.to_dict())
+        return
+    if fmt is Format.csv:
+        data = overview.to_dict()
+        emit_csv([{k: v for k, v in data.items() if not isinstance(v, list)}])
+        return
+    console.print(f"[bold]Run {overview.run_id}[/bold] as of {overview.as_of.isoformat()}")
+    console.print(
+        table(
+            "Overview",
+            ["", "value"],
+            [
+                ("customers", overview.customers),
+                ("transactions", overview.transactions),
+                ("revenue (net of returns)", overview.revenue),
+                ("returns", overview.returns),
+                ("realized value", overview.realized_value),
+            ],
+        )
+    )
+    console.print(
+        f"The top {overview.top_share:.0%} of customers hold "
+        f"{overview.top_value_share:.1%} of realized value."
+    )
+    console.print(
+        table(
+            "Top customers by realized value",
+            ["customer", "purchase occasions", "revenue", "realized value"],
+            [(c["customer_id"], c["occasions"], c["revenue"], c["realized_value"])
+             for c in overview.top_customers],
+        )
+    )
+
+
+def _parse_date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}",
+                                 param_hint=option) from None
+
+
+@app.command("analyze")
+def analyze_command(
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Observation end YYYY-MM-DD (default: last transaction)."),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Compute features and realized value at a date and keep them as a snapshot."""
+    settings = _settings(config)
+    date = _parse_date(as_of, "--as-of")
+    with _open_store(db, settings) as store, progress_bar(
+        "Analyzing", enabled=fmt is Format.table and sys.stderr.isatty()
+    ) as update:
+        overview = analyze(
+            store, settings, as_of=date, progress=lambda done, total, _: update(done, total)
+        )
+    _print_overview(overview, fmt)
+
+
+# -- customer ---------------------------------------------------------------------------
+@app.command("customer")
+def customer_command(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Show one customer's figures from an analysis run."""
+    settings = _settings(config)
+    with _open_store(db, settings, read_only=True) as store:
+        view = customer_view(store, customer_id, run_id=run)
+    if fmt is Format.json:
+        emit_json(view)
+        return
+    if fmt is Format.csv:
+        emit_csv([view["figures"]])
+        return
+    f = view["figures"]
+    unit = view["time_unit"]
+    console.print(f"[bold]Customer {customer_id}[/bold]  (run {view['run_id']}, "
+                  f"as of {view['as_of']})")
+    console.print(
+        table(
+            "Figures",
+            ["", "value"],
+            [
+                ("first purchase", f["first_purchase"]),
+                ("last purchase", f["last_purchase"]),
+                ("purchase occasions", f["occasions"]),
+                ("repeat purchases (frequency)", f["frequency"]),
+                (f"recency ({unit}s)", round(f["recency"], 2)),
+                (f"age T ({unit}s)", round(f["t"], 2)),
+                ("mean repeat purchase", f["monetary_value"]),
+                ("transactions", f["transactions"]),
+                ("revenue (net of returns)", f["revenue"]),
+                ("returns", f["returns"]),
+                ("profit (margin)", f["margin"]),
+                ("realized value", f["realized_value"]),
+            ],
+        )
+    )
+    if view["recent_transactions"]:
+        console.print(
+            table(
+                "Recent transactions",
+                ["when", "amount", "transaction", "product"],
+                [(t["ts"], t["amount"], t["transaction_id"] or "", t["product_id"] or "")
+                 for t in view["recent_transactions"]],
+            )
+        )
+
+
+# -- demo -------------------------------------------------------------------------------
+_DATASETS = {
+    "cdnow": ("cdnow_master.parquet", "CDNOW first-time buyers, 1997-1998"),
+    "online_retail": ("online_retail.parquet", "UCI Online Retail, 2010-2011 (CC BY 4.0)"),
+}
+
+
+@app.command("demo")
+def demo_command(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder for the demo's config and stores.")
+    ] = Path("cvm-demo"),
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="cdnow, online_retail or all.")
+    ] = "all",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Run init → ingest → analyze on real data bundled with cvm and summarise it."""
+    from importlib.resources import as_file, files
+
+    names = list(_DATASETS) if dataset == "all" else [dataset]
+    for name in names:
+        if name not in _DATASETS:
+            raise typer.BadParameter(
+                f"expected cdnow, online_retail or all, got {dataset!r}", param_hint="--dataset"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / CONFIG_FILENAME
+    if not config.exists():
+        config.write_text(default_toml(), encoding="utf-8")
+    settings = load_settings(config)
+    results: list[dict[str, Any]] = []
+    for name in names:
+        filename, title = _DATASETS[name]
+        store_path = directory / f"{name}.duckdb"
+        with as_file(files("cvm.data") / filename) as data_path, Store(store_path) as store:
+            with progress_bar(
+                f"Ingesting {name}", enabled=fmt is Format.table and sys.stderr.isatty()
+            ) as update:
+                report = ingest(store, data_path, table="transactions", settings=settings,
+                                progress=update)
+            overview = analyze(store, settings)
+        results.append({"dataset": name, "title": title, "store": str(store_path),
+                        "ingest": report.to_dict(), "overview": overview.to_dict()})
+        if fmt is Format.table:
+            console.rule(f"[bold]{title}[/bold]")
+            console.print(
+                f"Ingested {report.read:,} rows: {report.loaded:,} loaded, "
+                f"{report.quarantined:,} quarantined, {report.duplicates:,} duplicates"
+                + (" (already in the store)" if report.already_ingested else "")
+            )
+            for reason, count in list(report.reasons.items())[:3]:
+                console.print(f"  quarantined {count:,}: {reason}")
+            _print_overview(overview, fmt)
+            console.print(f"Store: {store_path}  —  try: cvm customer "
+                          f"{overview.top_customers[0]['customer_id']} --db {store_path}\n")
+    if fmt is Format.json:
+        emit_json(results)
+    elif fmt is Format.csv:
+        emit_csv([{"dataset": r["dataset"], "customers": r["overview"]["customers"],
+                   "revenue": r["overview"]["revenue"],
+                   "realized_value": r["overview"]["realized_value"],
+                   "top_value_share": r["overview"]["top_value_share"]} for r in results])
+
+
+def run() -> None:
+    """Entry point of the ``cvm`` console script."""
+    try:
+        app()
+    except CVMError as exc:
+        err_console.print(f"Error: {exc}", markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

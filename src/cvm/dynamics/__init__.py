@@ -1,0 +1,12 @@
+"""Analysis runs kept as snapshots over time."""
+
+from cvm.dynamics.snapshots import (
+    RunOverview,
+    analyze,
+    customer_view,
+    latest_run_id,
+    list_runs,
+    run_overview,
+)
+
+__all__ = ["RunOverview", "analyze", "customer_view", "latest_run_id", "list_runs", "run_overview"]
