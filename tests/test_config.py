@@ -76,7 +76,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_mappings_and_dates_load(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "[ingest]\nmin_date = 1990-01-01\n[ingest.transactions.columns]\namount = \"Price\"\n"
+        '[ingest]\nmin_date = 1990-01-01\n[ingest.transactions.columns]\namount = "Price"\n'
         '[ingest.transactions.derive]\nmargin = "Price - Cost"\n',
     )
     settings = load_settings(path)

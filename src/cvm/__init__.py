@@ -7,8 +7,8 @@ segmentation, from raw transactions. See the README for the command line and
 
 __version__ = "0.1.0"
 
-from cvm.config import Settings, load_settings  # noqa: E402
-from cvm.errors import CVMError  # noqa: E402
-from cvm.store import Store  # noqa: E402
+from cvm.config import Settings, load_settings
+from cvm.errors import CVMError
+from cvm.store import Store
 
 __all__ = ["CVMError", "Settings", "Store", "__version__", "load_settings"]

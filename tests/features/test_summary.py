@@ -6,11 +6,11 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from tests.conftest import shared
 
 from cvm import Store
 from cvm.features import btyd_summary, calibration_holdout, customer_totals, period_series
 from cvm.ingest import ingest_transactions
-from tests.conftest import shared
 
 CAL_END = dt.date(1997, 9, 30)
 END = dt.date(1998, 6, 30)
@@ -82,17 +82,23 @@ def test_totals_and_period_series_add_up(cdnow: Store) -> None:
 
 
 def test_profit_prefers_margin_then_cost_then_rate(store: Store) -> None:
-    frame = pd.DataFrame({
-        "customer_id": ["a", "a", "b", "c"],
-        "ts": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-01", "2020-01-01"]),
-        "amount": [100.0, -20.0, 50.0, 10.0],
-        "margin": [40.0, None, None, None],
-        "cost": [None, None, 30.0, None],
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c"],
+            "ts": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-01", "2020-01-01"]),
+            "amount": [100.0, -20.0, 50.0, 10.0],
+            "margin": [40.0, None, None, None],
+            "cost": [None, None, 30.0, None],
+        }
+    )
     ingest_transactions(store, frame)
-    totals = customer_totals(
-        store.table("transactions"), observation_end=dt.date(2020, 12, 31), margin_rate=0.5
-    ).to_pandas().set_index("customer_id")
+    totals = (
+        customer_totals(
+            store.table("transactions"), observation_end=dt.date(2020, 12, 31), margin_rate=0.5
+        )
+        .to_pandas()
+        .set_index("customer_id")
+    )
     assert totals.loc["a", "margin"] == pytest.approx(40.0 - 10.0)  # return × rate subtracts
     assert totals.loc["a", "returns"] == pytest.approx(20.0)
     assert totals.loc["a", "revenue"] == pytest.approx(80.0)
@@ -101,15 +107,21 @@ def test_profit_prefers_margin_then_cost_then_rate(store: Store) -> None:
 
 
 def test_same_day_purchases_are_one_occasion(store: Store) -> None:
-    frame = pd.DataFrame({
-        "customer_id": ["a", "a", "a", "a"],
-        "ts": pd.to_datetime(["2020-01-01 09:00", "2020-01-01 17:00", "2020-01-08 00:00", "2020-01-15 00:00"]),
-        "amount": [10.0, 5.0, 20.0, 40.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "a"],
+            "ts": pd.to_datetime(
+                ["2020-01-01 09:00", "2020-01-01 17:00", "2020-01-08 00:00", "2020-01-15 00:00"]
+            ),
+            "amount": [10.0, 5.0, 20.0, 40.0],
+        }
+    )
     ingest_transactions(store, frame)
-    row = btyd_summary(
-        store.table("transactions"), observation_end=dt.date(2020, 1, 29)
-    ).to_pandas().iloc[0]
+    row = (
+        btyd_summary(store.table("transactions"), observation_end=dt.date(2020, 1, 29))
+        .to_pandas()
+        .iloc[0]
+    )
     assert (row["occasions"], row["frequency"]) == (3, 2)
     assert row["recency"] == pytest.approx(2.0)
     assert row["t"] == pytest.approx(4.0)

@@ -17,8 +17,16 @@ from cvm.errors import NotFoundError, StorageError
 from cvm.ingest import ingest_transactions, loader
 from cvm.store import SCHEMA_VERSION
 
-TABLES = {"cvm_schema", "ingest_log", "quarantine", "transactions", "customers", "runs",
-          "customer_snapshots", "period_snapshots"}
+TABLES = {
+    "cvm_schema",
+    "ingest_log",
+    "quarantine",
+    "transactions",
+    "customers",
+    "runs",
+    "customer_snapshots",
+    "period_snapshots",
+}
 
 
 def test_new_store_is_migrated(tmp_path: Path) -> None:
@@ -51,7 +59,7 @@ def test_missing_folder_and_missing_store(tmp_path: Path) -> None:
 def test_not_a_duckdb_file(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     path.write_text("hello, I am a text file\n" * 100)
-    with pytest.raises(StorageError, match="s.duckdb"):
+    with pytest.raises(StorageError, match=r"s\.duckdb"):
         Store(path)
 
 
@@ -59,10 +67,14 @@ def test_store_locked_by_another_process(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     Store(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); "
-         "time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ok', flush=True); "
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
@@ -106,11 +118,13 @@ def _write_big_csv(path: Path, rows: int) -> None:
     days = rng.integers(0, 700, rows)
     amounts = np.round(rng.lognormal(3, 1, rows), 2)
     customer_ids = pa.array([str(c) if i % 10 else "" for i, c in enumerate(customers)])
-    table = pa.table({
-        "customer_id": customer_ids,
-        "ts": pa.array(np.datetime64("2020-01-01") + days.astype("timedelta64[D]")),
-        "amount": amounts,
-    })
+    table = pa.table(
+        {
+            "customer_id": customer_ids,
+            "ts": pa.array(np.datetime64("2020-01-01") + days.astype("timedelta64[D]")),
+            "amount": amounts,
+        }
+    )
     pacsv.write_csv(table, path)
 
 
@@ -138,7 +152,10 @@ def test_killed_ingest_leaves_the_store_as_it_was(tmp_path: Path) -> None:
         proc.stdout.close()
         with Store(db) as store:
             loaded, quarantined, logged = (
-                store.count("transactions"), store.count("quarantine"), store.count("ingest_log"))
+                store.count("transactions"),
+                store.count("quarantine"),
+                store.count("ingest_log"),
+            )
             if logged == 0:
                 assert (loaded, quarantined) == (0, 0)
                 outcomes.add("before")

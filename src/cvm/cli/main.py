@@ -21,12 +21,11 @@ from cvm.cli.output import (
     emit_csv,
     emit_json,
     err_console,
-    money,
     progress_bar,
     table,
 )
 from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
-from cvm.dynamics import analyze, customer_view, run_overview
+from cvm.dynamics import analyze, customer_view
 from cvm.dynamics.snapshots import RunOverview
 from cvm.errors import CVMError
 from cvm.ingest import IngestReport, ingest
@@ -89,7 +88,7 @@ def main(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Customer Value Management: load customer data, see what each customer is worth."""
+    """Load customer data and see what each customer is worth."""
 
 
 # -- init -------------------------------------------------------------------------------
@@ -112,8 +111,9 @@ def init(
         version = store.schema_version()
     result = {"config": str(path), "store": str(settings.store_path()), "schema_version": version}
     if fmt is Format.table:
-        console.print(f"Wrote {path}\nCreated the store {settings.store_path()} "
-                      f"(schema version {version})")
+        console.print(
+            f"Wrote {path}\nCreated the store {settings.store_path()} (schema version {version})"
+        )
     elif fmt is Format.json:
         emit_json(result)
     else:
@@ -144,24 +144,25 @@ def _print_report(report: IngestReport, fmt: Format) -> None:
         + ("[green]reconciles[/green]" if report.reconciles else "[red]DOES NOT reconcile[/red]")
     )
     if report.columns:
-        console.print(
-            "columns: " + ", ".join(f"{k} ← {v}" for k, v in report.columns.items())
-        )
+        console.print("columns: " + ", ".join(f"{k} ← {v}" for k, v in report.columns.items()))
     if report.ignored_columns:
         console.print("ignored: " + ", ".join(report.ignored_columns))
     if report.reasons:
         rows = [(reason, count) for reason, count in list(report.reasons.items())[:10]]
-        console.print(table("Quarantined (first 10 reasons; all in the quarantine table)",
-                            ["reason", "rows"], rows))
+        console.print(
+            table(
+                "Quarantined (first 10 reasons; all in the quarantine table)",
+                ["reason", "rows"],
+                rows,
+            )
+        )
     for note in report.notes:
         console.print(f"note: {note}")
 
 
 @app.command("ingest")
 def ingest_command(
-    table_name: Annotated[
-        str, typer.Argument(metavar="TABLE", help="transactions or customers.")
-    ],
+    table_name: Annotated[str, typer.Argument(metavar="TABLE", help="transactions or customers.")],
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
     mapping: Annotated[
         list[str] | None,
@@ -181,7 +182,9 @@ def ingest_command(
     ] = None,
     date_format: Annotated[
         str | None,
-        typer.Option("--date-format", help="Format of text dates, e.g. %d/%m/%Y (default: detect)."),
+        typer.Option(
+            "--date-format", help="Format of text dates, e.g. %d/%m/%Y (default: detect)."
+        ),
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -204,9 +207,12 @@ def ingest_command(
         settings = settings.model_copy(
             update={"ingest": settings.ingest.model_copy(update=overrides)}
         )
-    with _open_store(db, settings) as store, progress_bar(
-        f"Reading {path.name}", enabled=fmt is Format.table and sys.stderr.isatty()
-    ) as update:
+    with (
+        _open_store(db, settings) as store,
+        progress_bar(
+            f"Reading {path.name}", enabled=fmt is Format.table and sys.stderr.isatty()
+        ) as update,
+    ):
         report = ingest(
             store,
             path,
@@ -250,8 +256,10 @@ def _print_overview(overview: RunOverview, fmt: Format) -> None:
         table(
             "Top customers by realized value",
             ["customer", "purchase occasions", "revenue", "realized value"],
-            [(c["customer_id"], c["occasions"], c["revenue"], c["realized_value"])
-             for c in overview.top_customers],
+            [
+                (c["customer_id"], c["occasions"], c["revenue"], c["realized_value"])
+                for c in overview.top_customers
+            ],
         )
     )
 
@@ -262,8 +270,9 @@ def _parse_date(value: str | None, option: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}",
-                                 param_hint=option) from None
+        raise typer.BadParameter(
+            f"expected a date YYYY-MM-DD, got {value!r}", param_hint=option
+        ) from None
 
 
 @app.command("analyze")
@@ -279,9 +288,10 @@ def analyze_command(
     """Compute features and realized value at a date and keep them as a snapshot."""
     settings = _settings(config)
     date = _parse_date(as_of, "--as-of")
-    with _open_store(db, settings) as store, progress_bar(
-        "Analyzing", enabled=fmt is Format.table and sys.stderr.isatty()
-    ) as update:
+    with (
+        _open_store(db, settings) as store,
+        progress_bar("Analyzing", enabled=fmt is Format.table and sys.stderr.isatty()) as update,
+    ):
         overview = analyze(
             store, settings, as_of=date, progress=lambda done, total, _: update(done, total)
         )
@@ -309,8 +319,9 @@ def customer_command(
         return
     f = view["figures"]
     unit = view["time_unit"]
-    console.print(f"[bold]Customer {customer_id}[/bold]  (run {view['run_id']}, "
-                  f"as of {view['as_of']})")
+    console.print(
+        f"[bold]Customer {customer_id}[/bold]  (run {view['run_id']}, as of {view['as_of']})"
+    )
     console.print(
         table(
             "Figures",
@@ -336,8 +347,10 @@ def customer_command(
             table(
                 "Recent transactions",
                 ["when", "amount", "transaction", "product"],
-                [(t["ts"], t["amount"], t["transaction_id"] or "", t["product_id"] or "")
-                 for t in view["recent_transactions"]],
+                [
+                    (t["ts"], t["amount"], t["transaction_id"] or "", t["product_id"] or "")
+                    for t in view["recent_transactions"]
+                ],
             )
         )
 
@@ -354,9 +367,7 @@ def demo_command(
     directory: Annotated[
         Path, typer.Option("--dir", help="Folder for the demo's config and stores.")
     ] = Path("cvm-demo"),
-    dataset: Annotated[
-        str, typer.Option("--dataset", help="cdnow, online_retail or all.")
-    ] = "all",
+    dataset: Annotated[str, typer.Option("--dataset", help="cdnow, online_retail or all.")] = "all",
     fmt: FormatOption = Format.table,
 ) -> None:
     """Run init → ingest → analyze on real data bundled with cvm and summarise it."""
@@ -381,11 +392,19 @@ def demo_command(
             with progress_bar(
                 f"Ingesting {name}", enabled=fmt is Format.table and sys.stderr.isatty()
             ) as update:
-                report = ingest(store, data_path, table="transactions", settings=settings,
-                                progress=update)
+                report = ingest(
+                    store, data_path, table="transactions", settings=settings, progress=update
+                )
             overview = analyze(store, settings)
-        results.append({"dataset": name, "title": title, "store": str(store_path),
-                        "ingest": report.to_dict(), "overview": overview.to_dict()})
+        results.append(
+            {
+                "dataset": name,
+                "title": title,
+                "store": str(store_path),
+                "ingest": report.to_dict(),
+                "overview": overview.to_dict(),
+            }
+        )
         if fmt is Format.table:
             console.rule(f"[bold]{title}[/bold]")
             console.print(
@@ -396,15 +415,25 @@ def demo_command(
             for reason, count in list(report.reasons.items())[:3]:
                 console.print(f"  quarantined {count:,}: {reason}")
             _print_overview(overview, fmt)
-            console.print(f"Store: {store_path}  —  try: cvm customer "
-                          f"{overview.top_customers[0]['customer_id']} --db {store_path}\n")
+            console.print(
+                f"Store: {store_path}  —  try: cvm customer "
+                f"{overview.top_customers[0]['customer_id']} --db {store_path}\n"
+            )
     if fmt is Format.json:
         emit_json(results)
     elif fmt is Format.csv:
-        emit_csv([{"dataset": r["dataset"], "customers": r["overview"]["customers"],
-                   "revenue": r["overview"]["revenue"],
-                   "realized_value": r["overview"]["realized_value"],
-                   "top_value_share": r["overview"]["top_value_share"]} for r in results])
+        emit_csv(
+            [
+                {
+                    "dataset": r["dataset"],
+                    "customers": r["overview"]["customers"],
+                    "revenue": r["overview"]["revenue"],
+                    "realized_value": r["overview"]["realized_value"],
+                    "top_value_share": r["overview"]["top_value_share"],
+                }
+                for r in results
+            ]
+        )
 
 
 def run() -> None:

@@ -9,7 +9,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +20,7 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     """Output formats of every command."""
 
     table = "table"
@@ -58,8 +58,12 @@ def emit_csv(rows: Sequence[dict[str, Any]]) -> None:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _default(v) if v is not None and not isinstance(
-                v, str | int | float) else v for k, v in row.items()})
+            writer.writerow(
+                {
+                    k: _default(v) if v is not None and not isinstance(v, str | int | float) else v
+                    for k, v in row.items()
+                }
+            )
     sys.stdout.write(buffer.getvalue())
 
 
@@ -73,8 +77,10 @@ def money(value: float | None) -> str:
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     """Build a rich table with right-aligned numbers."""
     out = Table(title=title, title_justify="left", show_lines=False)
-    numeric = [all(isinstance(r[i], int | float) for r in rows) if rows else False
-               for i in range(len(columns))]
+    numeric = [
+        all(isinstance(r[i], int | float) for r in rows) if rows else False
+        for i in range(len(columns))
+    ]
     for name, is_number in zip(columns, numeric, strict=True):
         out.add_column(name, justify="right" if is_number else "left")
     for row in rows:

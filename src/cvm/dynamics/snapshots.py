@@ -110,9 +110,7 @@ def analyze(
     unit = settings.features.time_unit
     rate = settings.value.margin_rate
     summary = btyd_summary(transactions, observation_end=as_of, time_unit=unit)
-    totals = realized_value(
-        customer_totals(transactions, observation_end=as_of, margin_rate=rate)
-    )
+    totals = realized_value(customer_totals(transactions, observation_end=as_of, margin_rate=rate))
     joined = summary.join(totals.drop("first_purchase", "last_purchase"), "customer_id")
     run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     snapshot = joined.select(
@@ -134,7 +132,9 @@ def analyze(
     periods = period_series(
         transactions, observation_end=as_of, period=settings.features.period, margin_rate=rate
     )
-    periods = periods.select(run_id=ibis.literal(run_id), **{c: periods[c] for c in periods.columns})
+    periods = periods.select(
+        run_id=ibis.literal(run_id), **{c: periods[c] for c in periods.columns}
+    )
     con = store.con
     with store.transaction():
         step(1, "customer snapshot")
@@ -149,8 +149,16 @@ def analyze(
             raise DataError(f"no transactions on or before {as_of.isoformat()}")
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, as_of, dt.datetime.now(), unit, settings.features.period,
-             settings.model_dump_json(), n, __version__],
+            [
+                run_id,
+                as_of,
+                dt.datetime.now(),
+                unit,
+                settings.features.period,
+                settings.model_dump_json(),
+                n,
+                __version__,
+            ],
         )
     step(3, "overview")
     overview = run_overview(store, run_id, top_share=settings.value.top_share)
@@ -164,8 +172,12 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
         "SELECT run_id, as_of, created_at, n_customers FROM runs ORDER BY created_at DESC"
     ).fetchall()
     return [
-        {"run_id": r[0], "as_of": r[1].isoformat(), "created_at": r[2].isoformat(),
-         "customers": int(r[3])}
+        {
+            "run_id": r[0],
+            "as_of": r[1].isoformat(),
+            "created_at": r[2].isoformat(),
+            "customers": int(r[3]),
+        }
         for r in rows
     ]
 
@@ -178,9 +190,7 @@ def latest_run_id(store: Store) -> str:
     NotFoundError
         If no analysis has been run.
     """
-    row = store.con.execute(
-        "SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1"
-    ).fetchone()
+    row = store.con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
     if row is None:
         raise NotFoundError("no analysis run yet; run 'cvm analyze' first", path=store.path)
     return str(row[0])
@@ -236,8 +246,7 @@ def run_overview(
         top_share=top_share,
         top_value_share=top_value / total if total > 0 else float("nan"),
         top_customers=[
-            {"customer_id": c, "occasions": int(o), "revenue": float(r),
-             "realized_value": float(v)}
+            {"customer_id": c, "occasions": int(o), "revenue": float(r), "realized_value": float(v)}
             for c, o, r, v in top
         ],
     )
@@ -267,7 +276,9 @@ def customer_view(
             path=store.path,
         )
     names = [d[0] for d in cursor.description]
-    figures = {n: (v.isoformat() if isinstance(v, dt.date) else v) for n, v in zip(names, row)}
+    figures = {
+        n: (v.isoformat() if isinstance(v, dt.date) else v) for n, v in zip(names, row, strict=True)
+    }
     tx = store.con.execute(
         "SELECT ts, amount, transaction_id, product_id, quantity FROM transactions "
         "WHERE customer_id = ? AND ts::DATE <= ? ORDER BY ts DESC LIMIT ?",
@@ -289,13 +300,22 @@ def customer_view(
         "time_unit": settings[0],
         "figures": figures,
         "periods": [
-            {"period_start": p.isoformat(), "occasions": int(o), "revenue": float(r),
-             "margin": float(m)}
+            {
+                "period_start": p.isoformat(),
+                "occasions": int(o),
+                "revenue": float(r),
+                "margin": float(m),
+            }
             for p, o, r, m in periods
         ],
         "recent_transactions": [
-            {"ts": ts.isoformat(sep=" "), "amount": float(a), "transaction_id": t,
-             "product_id": p, "quantity": q}
+            {
+                "ts": ts.isoformat(sep=" "),
+                "amount": float(a),
+                "transaction_id": t,
+                "product_id": p,
+                "quantity": q,
+            }
             for ts, a, t, p, q in tx
         ],
     }

@@ -145,9 +145,7 @@ def calibration_holdout(
             f"({observation_end})"
         )
     unit = _unit_days(time_unit)
-    calibration = btyd_summary(
-        transactions, observation_end=calibration_end, time_unit=time_unit
-    )
+    calibration = btyd_summary(transactions, observation_end=calibration_end, time_unit=time_unit)
     occasions = purchase_occasions(transactions, end=observation_end)
     later = occasions.filter(occasions.day > ibis.date(calibration_end))
     holdout = later.group_by("customer_id").aggregate(
@@ -159,16 +157,12 @@ def calibration_holdout(
     return joined.select(
         *calibration.columns,
         frequency_holdout=n,
-        monetary_value_holdout=(n > 0).ifelse(
-            joined.holdout_amount / n.cast("float64"), 0.0
-        ),
+        monetary_value_holdout=(n > 0).ifelse(joined.holdout_amount / n.cast("float64"), 0.0),
         duration_holdout=ibis.literal(duration, type="float64"),
     )
 
 
-def customer_totals(
-    transactions: Table, *, observation_end: dt.date, margin_rate: float
-) -> Table:
+def customer_totals(transactions: Table, *, observation_end: dt.date, margin_rate: float) -> Table:
     """Sum each customer's history up to ``observation_end``.
 
     Profit of a transaction is its ``margin`` when given, else ``amount − cost`` when

@@ -260,9 +260,7 @@ def ingest(
     table_settings = getattr(options, table)
     # An explicit argument wins over the settings for the same canonical column.
     given_map, given_derive = dict(mapping or {}), dict(derive or {})
-    mapping = {
-        k: v for k, v in table_settings.columns.items() if k not in given_derive
-    } | given_map
+    mapping = {k: v for k, v in table_settings.columns.items() if k not in given_derive} | given_map
     derive = {k: v for k, v in table_settings.derive.items() if k not in given_map} | given_derive
     batch_id = f"{dt.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     con = store.con
@@ -283,7 +281,8 @@ def ingest(
         used = {c for spec in specs.values() for c in spec.inputs()}
         ignored = [c for c in staged.columns if c not in used]
         described = {
-            name: (spec.source or spec.text or "") for name, spec in specs.items()
+            name: (spec.source or spec.text or "")
+            for name, spec in specs.items()
             if spec.source or spec.text
         }
         prior = con.execute(
@@ -333,9 +332,7 @@ def ingest(
                     con, typed, batch_id=batch_id, keep_exact=options.exact_duplicates == "keep"
                 )
             else:
-                loaded, updated, conflicts = _load_customers(
-                    con, typed, staged, batch_id=batch_id
-                )
+                loaded, updated, conflicts = _load_customers(con, typed, staged, batch_id=batch_id)
                 quarantined += conflicts
             duplicates = staged.rows_read - loaded - quarantined
             reasons = {
@@ -348,8 +345,20 @@ def ingest(
             }
             con.execute(
                 "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [batch_id, table, staged.name, staged.content_hash, staged.rows_read, loaded,
-                 updated, quarantined, duplicates, now, dt.datetime.now(), __version__],
+                [
+                    batch_id,
+                    table,
+                    staged.name,
+                    staged.content_hash,
+                    staged.rows_read,
+                    loaded,
+                    updated,
+                    quarantined,
+                    duplicates,
+                    now,
+                    dt.datetime.now(),
+                    __version__,
+                ],
             )
         if duplicates < 0 or staged_rows < 0:  # pragma: no cover - invariant
             raise StorageError(f"ingest counts do not reconcile in batch {batch_id}")

@@ -50,29 +50,64 @@ TRANSACTION_FIELDS: Final[tuple[Field, ...]] = (
         "customer_id",
         "id",
         True,
-        ("customer", "customerid", "cust_id", "client_id", "customer_no",
-         "customer_number", "member_id", "user_id"),
+        (
+            "customer",
+            "customerid",
+            "cust_id",
+            "client_id",
+            "customer_no",
+            "customer_number",
+            "member_id",
+            "user_id",
+        ),
     ),
     Field(
         "ts",
         "timestamp",
         True,
-        ("date", "timestamp", "datetime", "invoice_date", "order_date", "purchase_date",
-         "transaction_date", "order_datetime", "created_at"),
+        (
+            "date",
+            "timestamp",
+            "datetime",
+            "invoice_date",
+            "order_date",
+            "purchase_date",
+            "transaction_date",
+            "order_datetime",
+            "created_at",
+        ),
     ),
     Field(
         "amount",
         "number",
         True,
-        ("revenue", "sales", "value", "total", "sales_amount", "dollar_value", "order_value",
-         "net_amount", "total_amount", "line_total"),
+        (
+            "revenue",
+            "sales",
+            "value",
+            "total",
+            "sales_amount",
+            "dollar_value",
+            "order_value",
+            "net_amount",
+            "total_amount",
+            "line_total",
+        ),
     ),
     Field(
         "transaction_id",
         "id",
         False,
-        ("invoice_no", "invoice", "invoice_number", "order_id", "order_no", "order_number",
-         "receipt_id", "transaction"),
+        (
+            "invoice_no",
+            "invoice",
+            "invoice_number",
+            "order_id",
+            "order_no",
+            "order_number",
+            "receipt_id",
+            "transaction",
+        ),
     ),
     Field("margin", "number", False, ("profit", "gross_margin", "gross_profit")),
     Field("cost", "number", False, ("cogs", "cost_of_goods")),
@@ -105,7 +140,10 @@ _UNIT_PRICE_SYNONYMS: Final = ("unit_price", "price", "price_each", "unit_cost_p
 
 
 def normalize_header(name: str) -> str:
-    """Normalise a header for matching: ``'Invoice Date'``/``'InvoiceDate'`` → ``'invoice_date'``."""
+    """Normalise a header for matching.
+
+    ``'Invoice Date'`` and ``'InvoiceDate'`` both become ``'invoice_date'``.
+    """
     name = name.strip().lstrip("\ufeff")
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
@@ -292,7 +330,9 @@ def render_sql(expression: ast.expr, column_sql: Callable[[str], str]) -> str:
     if isinstance(expression, ast.Name):
         return column_sql(expression.id)
     if isinstance(expression, ast.Constant):
-        return repr(float(expression.value))
+        value = expression.value
+        assert isinstance(value, int | float)
+        return repr(float(value))
     if isinstance(expression, ast.UnaryOp):
         sign = "-" if isinstance(expression.op, ast.USub) else "+"
         return f"({sign}{render_sql(expression.operand, column_sql)})"

@@ -279,9 +279,7 @@ def _stage_csv(
         except csv.Error as exc:
             if staged:
                 con.execute(f'DROP TABLE IF EXISTS "{table}"')
-            raise DataError(
-                f"cannot parse CSV: {exc}", path=name, line=reader.line_num
-            ) from exc
+            raise DataError(f"cannot parse CSV: {exc}", path=name, line=reader.line_num) from exc
         except UnicodeDecodeError as exc:
             if staged:
                 con.execute(f'DROP TABLE IF EXISTS "{table}"')
@@ -336,7 +334,8 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> St
         raise DataError(f"not a readable Parquet file: {exc}", path=name) from exc
     columns = _unique_columns([str(r[0]) for r in described], name)
     con.execute(
-        f'CREATE TEMP VIEW "{table}" AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS __line '
+        f'CREATE TEMP VIEW "{table}" AS SELECT * EXCLUDE (file_row_number), '
+        "file_row_number + 1 AS __line "
         f"FROM read_parquet('{literal}', file_row_number = true)"
     )
     row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()

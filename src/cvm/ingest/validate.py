@@ -45,10 +45,29 @@ DATE_FORMATS: tuple[str, ...] = (
     "%b %d, %Y",
 )
 
-_NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
-            "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
-_TEMPORAL = {"DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S",
-             "TIMESTAMP WITH TIME ZONE"}
+_NUMERIC = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
+_TEMPORAL = {
+    "DATE",
+    "TIMESTAMP",
+    "TIMESTAMP_NS",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_S",
+    "TIMESTAMP WITH TIME ZONE",
+}
 
 
 def quote(name: str) -> str:
@@ -62,7 +81,7 @@ def literal(text: str) -> str:
 
 
 def raw_text(column: str) -> str:
-    """SQL for a source value as trimmed text, NULL when empty."""
+    """Return SQL for a source value as trimmed text, NULL when empty."""
     return f"nullif(trim(CAST({quote(column)} AS VARCHAR)), '')"
 
 
@@ -164,17 +183,27 @@ def build_typed_select(
             for column in dict.fromkeys(spec.inputs()):
                 needed = f"needed for {name} = {spec.text}"
                 checks.append(
-                    _Check(f"{raw_text(column)} IS NULL", column, "NULL", f"missing value, {needed}")
+                    _Check(
+                        f"{raw_text(column)} IS NULL", column, "NULL", f"missing value, {needed}"
+                    )
                 )
                 checks.append(
-                    _Check(f"{number(column)} IS NULL", column, raw_text(column),
-                           "expected a number, got {raw}")
+                    _Check(
+                        f"{number(column)} IS NULL",
+                        column,
+                        raw_text(column),
+                        "expected a number, got {raw}",
+                    )
                 )
             value = render_sql(spec.expression, number)
             values.append(f"{value} AS {quote(name)}")
             checks.append(
-                _Check(f"NOT isfinite({value})", name, f"CAST({value} AS VARCHAR)",
-                       f"{name} = {spec.text} is not a finite number: {{raw}}")
+                _Check(
+                    f"NOT isfinite({value})",
+                    name,
+                    f"CAST({value} AS VARCHAR)",
+                    f"{name} = {spec.text} is not a finite number: {{raw}}",
+                )
             )
             continue
         if spec.source is None:
@@ -193,8 +222,12 @@ def build_typed_select(
         elif kind == "number":
             value = number(column)
             checks.append(
-                _Check(f"{raw} IS NOT NULL AND {value} IS NULL", column, raw,
-                       "expected a number, got {raw}")
+                _Check(
+                    f"{raw} IS NOT NULL AND {value} IS NULL",
+                    column,
+                    raw,
+                    "expected a number, got {raw}",
+                )
             )
             checks.append(
                 _Check(f"NOT isfinite({value})", column, raw, "expected a finite number, got {raw}")
@@ -209,17 +242,28 @@ def build_typed_select(
                 value = f"coalesce(TRY_STRPTIME({raw}, {literal(fmt)}), {iso})" if fmt else iso
                 expected = f"a date like {fmt}" if fmt else "a date (YYYY-MM-DD)"
             checks.append(
-                _Check(f"{raw} IS NOT NULL AND {value} IS NULL", column, raw,
-                       f"expected {expected}, got {{raw}}")
+                _Check(
+                    f"{raw} IS NOT NULL AND {value} IS NULL",
+                    column,
+                    raw,
+                    f"expected {expected}, got {{raw}}",
+                )
             )
             checks.append(
-                _Check(f"{value} < TIMESTAMP {literal(min_date.isoformat())}", column, raw,
-                       f"implausible date {{raw}}: before {min_date.isoformat()}")
+                _Check(
+                    f"{value} < TIMESTAMP {literal(min_date.isoformat())}",
+                    column,
+                    raw,
+                    f"implausible date {{raw}}: before {min_date.isoformat()}",
+                )
             )
             checks.append(
-                _Check(f"{value} > TIMESTAMP {literal(max_date.isoformat(sep=' '))}", column,
-                       raw, f"implausible date {{raw}}: after {max_date.date().isoformat()}, "
-                       "in the future")
+                _Check(
+                    f"{value} > TIMESTAMP {literal(max_date.isoformat(sep=' '))}",
+                    column,
+                    raw,
+                    f"implausible date {{raw}}: after {max_date.date().isoformat()}, in the future",
+                )
             )
         else:  # pragma: no cover - kinds are fixed in mapping.py
             raise AssertionError(kind)
