@@ -122,9 +122,7 @@ def _quiet_python_loggers() -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
-def _build_session(
-    master: str, workdir: Path, cds_dump_path: str | None = None
-) -> SparkSession:
+def _build_session(master: str, workdir: Path, cds_dump_path: str | None = None) -> SparkSession:
     """Create (or get) the process-wide local SparkSession."""
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
@@ -231,9 +229,7 @@ def _dump_cds(tmp: str) -> None:
     )
     con = ibis.pyspark.connect(session)
     t = ibis.memtable(
-        pd.DataFrame(
-            {"k": ["a", "b", "a"], "ts": pd.to_datetime(["2020-01-01"] * 3)}
-        )
+        pd.DataFrame({"k": ["a", "b", "a"], "ts": pd.to_datetime(["2020-01-01"] * 3)})
     )
     expr = t.group_by("k").agg(n=t.count(), d=t.ts.date().max()).order_by("k")
     con.execute(expr)

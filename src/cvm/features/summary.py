@@ -50,6 +50,15 @@ def _unit_days(time_unit: str) -> float:
         ) from None
 
 
+def _days(later: Any, earlier: Any) -> Any:
+    """Whole days between two dates, as float64.
+
+    The cast matters on Spark, which reads a literal like ``7.0`` as DECIMAL and
+    would round the quotient to 6 decimals.
+    """
+    return later.delta(earlier, unit="day").cast("float64")
+
+
 def _until(transactions: Table, end: dt.date) -> Table:
     """Transactions on or before the end date (the whole end day included)."""
     return transactions.filter(transactions.ts.date() <= ibis.date(end))
@@ -111,8 +120,8 @@ def btyd_summary(
         "last_purchase",
         "occasions",
         frequency=frequency,
-        recency=summary.last_purchase.delta(summary.first_purchase, unit="day") / unit,
-        t=ibis.date(observation_end).delta(summary.first_purchase, unit="day") / unit,
+        recency=_days(summary.last_purchase, summary.first_purchase) / unit,
+        t=_days(ibis.date(observation_end), summary.first_purchase) / unit,
         monetary_value=(frequency > 0).ifelse(
             summary.repeat_amount / frequency.cast("float64"), 0.0
         ),
