@@ -14,13 +14,13 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import shared
+from tests.spark_support import pyspark_available, spark_ibis_backend
 
 from cvm import Store
 from cvm.features import btyd_summary, calibration_holdout, customer_totals, period_series
 from cvm.ingest import ingest_transactions
 from cvm.store import TRANSACTION_COLUMNS
-from tests.conftest import shared
-from tests.spark_support import pyspark_available, spark_ibis_backend
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

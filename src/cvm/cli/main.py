@@ -27,7 +27,7 @@ from cvm.cli.output import (
 from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
 from cvm.dynamics import analyze, customer_view
 from cvm.dynamics.snapshots import RunOverview
-from cvm.errors import CVMError
+from cvm.errors import CVMError, NotFoundError
 from cvm.ingest import IngestReport, ingest
 from cvm.store import Store
 
@@ -57,12 +57,22 @@ def _settings(config: Path | None) -> Settings:
     return load_settings(config)
 
 
-def _open_store(db: Path | None, settings: Settings, *, read_only: bool = False) -> Store:
-    if db is not None:
-        return Store(db, read_only=read_only)
-    if settings.source is not None:
-        return Store(settings.store_path(), read_only=read_only)
-    return Store(Path("cvm.duckdb"), read_only=read_only)
+def _open_store(
+    db: Path | None, settings: Settings, *, read_only: bool = False, must_exist: bool = False
+) -> Store:
+    """Open the store named by --db, else cvm.toml's store.path, else ./cvm.duckdb.
+
+    ``must_exist`` refuses to create a new, empty store (for commands that only read
+    what earlier commands wrote).
+    """
+    path = (
+        db
+        if db is not None
+        else (settings.store_path() if settings.source is not None else Path("cvm.duckdb"))
+    )
+    if must_exist and not path.exists():
+        raise NotFoundError("no store here; run 'cvm ingest' or 'cvm demo' first", path=path)
+    return Store(path, read_only=read_only)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -195,6 +205,7 @@ def ingest_command(
         raise typer.BadParameter(
             f"expected 'transactions' or 'customers', got {table_name!r}", param_hint="TABLE"
         )
+    mappings, derivations = _pairs(mapping, "--map"), _pairs(derive, "--derive")
     settings = _settings(config)
     overrides: dict[str, Any] = {}
     if encoding:
@@ -218,8 +229,8 @@ def ingest_command(
             path,
             table=table_name,
             settings=settings,
-            mapping=_pairs(mapping, "--map"),
-            derive=_pairs(derive, "--derive"),
+            mapping=mappings,
+            derive=derivations,
             progress=update,
         )
     _print_report(report, fmt)
@@ -289,7 +300,7 @@ def analyze_command(
     settings = _settings(config)
     date = _parse_date(as_of, "--as-of")
     with (
-        _open_store(db, settings) as store,
+        _open_store(db, settings, must_exist=True) as store,
         progress_bar("Analyzing", enabled=fmt is Format.table and sys.stderr.isatty()) as update,
     ):
         overview = analyze(
@@ -441,7 +452,7 @@ def run() -> None:
     try:
         app()
     except CVMError as exc:
-        err_console.print(f"Error: {exc}", markup=False)
+        err_console.print(f"Error: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -312,13 +312,12 @@ def resolve_columns(
                 right=ast.Name(id=price, ctx=ast.Load()),
             )
             specs["amount"] = ColumnSpec(amount.field, expression=expression, text=text)
-    used = {c for spec in specs.values() for c in spec.inputs()}
     for spec in specs.values():
         if spec.field.required and spec.source is None and spec.expression is None:
             raise SchemaError(
                 f"required column '{spec.field.name}' of {table} is missing; map one of the "
                 f"source's columns with --map {spec.field.name}=COLUMN "
-                f"(columns: {', '.join(c for c in columns if c not in used) or 'none'})",
+                f"(the source's columns: {', '.join(columns) or 'none'})",
                 path=path,
                 column=spec.field.name,
             )

@@ -95,26 +95,41 @@ def _cp1252_fallback(exc: UnicodeError) -> tuple[str, int]:
 codecs.register_error("cvm-cp1252", _cp1252_fallback)
 
 
-def _detect_encoding(sample: bytes) -> tuple[str, str]:
-    """Return (codec, errors handler) for a file starting with ``sample``."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", "cvm-cp1252"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "strict"
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        decoder.decode(sample, final=False)
-        return "utf-8", "cvm-cp1252"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
+def _detect_encoding(sample: bytes) -> tuple[str, str, str]:
+    """Return (codec, errors handler, note) for a file starting with ``sample``.
 
-    best = from_bytes(sample).best()
-    if best is None or best.encoding is None:
-        return "utf-8", "cvm-cp1252"
-    if best.encoding.startswith("utf_16") or best.encoding.startswith("utf_32"):
-        return best.encoding, "strict"
-    return best.encoding, "replace"
+    UTF-8 (with or without BOM) and UTF-16 with BOM are recognised exactly. A sample
+    holding valid multi-byte UTF-8 is UTF-8, and its stray invalid bytes are read as
+    Windows-1252 (mixed-encoding exports). A sample with NUL-interleaved text is given to
+    ``charset-normalizer`` (BOM-less UTF-16/32). Anything else is a single-byte legacy
+    file, read as Windows-1252: a detector's guess on short Western text is often
+    wrong (cp1250, Big5) and would silently corrupt names and ids.
+    """
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig", "cvm-cp1252", "encoding utf-8 with BOM (detected)"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", "strict", "encoding utf-16 (detected)"
+    decoded = sample.decode("utf-8", errors="surrogateescape")
+    invalid = sum(1 for ch in decoded if "\udc80" <= ch <= "\udcff")
+    # A multi-byte character cut at the end of the sample is not an invalid byte.
+    tail = decoded[-3:]
+    invalid -= sum(1 for ch in tail if "\udc80" <= ch <= "\udcff")
+    if invalid <= 0:
+        return "utf-8", "cvm-cp1252", "encoding utf-8 (detected)"
+    multibyte = sum(1 for ch in decoded if ord(ch) > 127 and not "\udc80" <= ch <= "\udcff")
+    if multibyte > 0:
+        return "utf-8", "cvm-cp1252", "encoding utf-8 (detected)"
+    if sample.count(b"\x00") > len(sample) // 10:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(sample).best()
+        if best is not None and best.encoding.startswith(("utf_16", "utf_32")):
+            return best.encoding, "strict", f"encoding {best.encoding} (detected)"
+    return (
+        "cp1252",
+        "replace",
+        "not UTF-8: read as Windows-1252 (pass --encoding if that is wrong)",
+    )
 
 
 def _detect_delimiter(text: str, path: str) -> str:
@@ -130,6 +145,20 @@ def _detect_delimiter(text: str, path: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _line_of_decode_error(path: Path, codec: str) -> int | None:
+    """Find the 1-based line holding the first byte that ``codec`` cannot decode."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    line = 1
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                line += decoder.decode(chunk).count("\n")
+            except UnicodeDecodeError as exc:
+                good = exc.object[: exc.start]
+                return line + good.decode(codec, errors="ignore").count("\n")
+    return None
+
+
 def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -139,18 +168,23 @@ def _hash_file(path: Path) -> str:
 
 
 def _unique_columns(names: list[str], path: str) -> list[str]:
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}
     result: list[str] = []
     for index, raw in enumerate(names, start=1):
         name = raw.strip().lstrip("\ufeff").strip() or f"column_{index}"
-        if name in seen:
+        key = name.casefold()  # the store's identifiers are case-insensitive
+        if key in seen:
+            first, first_name = seen[key]
+            same = (
+                "" if first_name == name else f" ('{first_name}' and '{name}' differ only in case)"
+            )
             raise SchemaError(
-                f"duplicate column name (columns {seen[name]} and {index})",
+                f"duplicate column name (columns {first} and {index}){same}",
                 path=path,
                 line=1,
                 column=name,
             )
-        seen[name] = index
+        seen[key] = (index, name)
         result.append(name)
     return result
 
@@ -201,8 +235,8 @@ def _stage_csv(
         sample = handle.read(_SAMPLE_BYTES)
     notes: list[str] = []
     if encoding == "auto":
-        codec, errors = _detect_encoding(sample)
-        notes.append(f"encoding {codec} (detected)")
+        codec, errors, note = _detect_encoding(sample)
+        notes.append(note)
     else:
         try:
             codecs.lookup(encoding)
@@ -248,12 +282,16 @@ def _stage_csv(
             buffers: list[list[str | None]] = [[] for _ in range(width)]
             lines: list[int] = []
             previous_end = reader.line_num
+            unclosed: int | None = None
             for row in reader:
                 start = previous_end + 1
                 previous_end = reader.line_num
+                unclosed = None
                 if not row:
                     continue  # blank line: not a record
                 rows_read += 1
+                if len(row) < width and "\n" in row[-1]:
+                    unclosed = start  # a quoted field ran on; at end of file it never closed
                 if len(row) != width:
                     if len(row) > width and not any(v.strip() for v in row[width:]):
                         row = row[:width]  # trailing empty fields (spreadsheet export)
@@ -274,8 +312,19 @@ def _stage_csv(
                     _flush(con, table, columns, buffers, lines)
                     buffers = [[] for _ in range(width)]
                     lines = []
+            if unclosed is not None:
+                raise DataError(
+                    "a quote opened on this line is never closed: the rest of the file "
+                    "would be one field; fix the quoting",
+                    path=name,
+                    line=unclosed,
+                )
             if lines:
                 _flush(con, table, columns, buffers, lines)
+        except DataError:
+            if staged:
+                con.execute(f'DROP TABLE IF EXISTS "{table}"')
+            raise
         except csv.Error as exc:
             if staged:
                 con.execute(f'DROP TABLE IF EXISTS "{table}"')
@@ -286,7 +335,7 @@ def _stage_csv(
             raise DataError(
                 f"cannot decode the file as {codec}: {exc.reason}; pass --encoding",
                 path=name,
-                line=reader.line_num + 1,
+                line=_line_of_decode_error(path, codec),
             ) from exc
     if _FALLBACK.count:
         notes.append(f"{_FALLBACK.count} bytes were not valid UTF-8 and were read as Windows-1252")
@@ -328,11 +377,14 @@ def _sql_ident(name: str) -> str:
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> StagedSource:
     name = str(path)
     literal = str(path).replace("'", "''")
+    import pyarrow.parquet as pq
+
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{literal}')").fetchall()
-    except duckdb.Error as exc:
+        names = pq.read_schema(path).names
+        con.execute(f"DESCRIBE SELECT * FROM read_parquet('{literal}')").fetchall()
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
         raise DataError(f"not a readable Parquet file: {exc}", path=name) from exc
-    columns = _unique_columns([str(r[0]) for r in described], name)
+    columns = _unique_columns([str(n) for n in names], name)
     con.execute(
         f'CREATE TEMP VIEW "{table}" AS SELECT * EXCLUDE (file_row_number), '
         "file_row_number + 1 AS __line "
@@ -358,9 +410,27 @@ def _to_arrow(data: Any) -> pa.Table:
     if module == "pandas":
         import pandas as pd
 
-        frame = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else data
-        return pa.Table.from_pandas(frame, preserve_index=False)
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"cannot ingest a pandas {type(data).__name__}; pass a DataFrame")
+        frame = data.reset_index(drop=True)
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            # Object columns mixing types (e.g. after read_excel): keep every value as
+            # text, so that each row is validated and quarantined on its own.
+            frame = frame.copy()
+            for column in frame.columns:
+                if frame[column].dtype == object:
+                    try:
+                        pa.array(frame[column], from_pandas=True)
+                    except (pa.ArrowTypeError, pa.ArrowInvalid):
+                        frame[column] = frame[column].map(
+                            lambda v: None if v is None or v != v else str(v)
+                        )
+            return pa.Table.from_pandas(frame, preserve_index=False)
     if module == "polars":
+        if hasattr(data, "collect") and not hasattr(data, "to_arrow"):
+            data = data.collect()  # a LazyFrame
         return data.to_arrow()
     if hasattr(data, "__arrow_c_stream__"):
         return pa.table(data)

@@ -197,6 +197,10 @@ def build_typed_select(
                 )
             value = render_sql(spec.expression, number)
             values.append(f"{value} AS {quote(name)}")
+            # With every input present, only a division by zero leaves no value.
+            checks.append(
+                _Check(f"{value} IS NULL", name, "NULL", f"{name} = {spec.text} divides by zero")
+            )
             checks.append(
                 _Check(
                     f"NOT isfinite({value})",
@@ -241,6 +245,16 @@ def build_typed_select(
                 iso = f"TRY_CAST({raw} AS TIMESTAMP)"
                 value = f"coalesce(TRY_STRPTIME({raw}, {literal(fmt)}), {iso})" if fmt else iso
                 expected = f"a date like {fmt}" if fmt else "a date (YYYY-MM-DD)"
+                if not fmt:
+                    shaped = f"regexp_matches({raw}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')"
+                    checks.append(
+                        _Check(
+                            f"{raw} IS NOT NULL AND {value} IS NULL AND {shaped}",
+                            column,
+                            raw,
+                            "no such date {raw}: the month has no such day (or no such month)",
+                        )
+                    )
             checks.append(
                 _Check(
                     f"{raw} IS NOT NULL AND {value} IS NULL",
