@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,7 @@ def test_killed_ingest_leaves_the_store_as_it_was(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-        with Store(db) as store:
+        with warnings.catch_warnings(record=True), Store(db) as store:
             loaded, quarantined, logged = (
                 store.count("transactions"),
                 store.count("quarantine"),
@@ -166,3 +167,29 @@ def test_killed_ingest_leaves_the_store_as_it_was(tmp_path: Path) -> None:
                 outcomes.add("after")
                 break
     assert "before" in outcomes
+
+
+def test_rows_without_a_commit_record_are_removed_on_open(tmp_path: Path) -> None:
+    """What a commit killed midway can leave behind (duckdb/duckdb PR #25931)."""
+    path = tmp_path / "s.duckdb"
+    csv = tmp_path / "t.csv"
+    csv.write_text("customer_id,ts,amount\n1,2020-01-01,5\n,2020-01-02,6\n")
+    with Store(path) as store:
+        ingest_transactions(store, csv)
+        store.con.execute(
+            "INSERT INTO transactions SELECT * REPLACE ('lost-batch' AS batch_id) FROM transactions"
+        )
+        store.con.execute(
+            "INSERT INTO quarantine SELECT * REPLACE ('lost-batch' AS batch_id) FROM quarantine"
+        )
+        store.con.execute(
+            "INSERT INTO customer_snapshots (run_id, customer_id, frequency, recency, t, "
+            "monetary_value, occasions, transactions, revenue, returns, margin, realized_value) "
+            "VALUES ('lost-run', '1', 0, 0, 1, 0, 1, 1, 5, 0, 1.5, 1.5)"
+        )
+    with pytest.warns(UserWarning, match="removed the rows of an interrupted load"):
+        store = Store(path)
+    with store:
+        assert (store.count("transactions"), store.count("quarantine")) == (1, 1)
+        assert store.count("customer_snapshots") == 0
+        assert store.recover() == {}

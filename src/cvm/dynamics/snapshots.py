@@ -140,7 +140,10 @@ def analyze(
         step(1, "customer snapshot")
         con.execute(f"INSERT INTO customer_snapshots {store.backend.compile(snapshot)}")
         step(2, "period series")
-        con.execute(f"INSERT INTO period_snapshots {store.backend.compile(periods)}")
+        inserted = con.execute(
+            f"INSERT INTO period_snapshots {store.backend.compile(periods)}"
+        ).fetchone()
+        n_periods = int(inserted[0]) if inserted else 0
         row = con.execute(
             "SELECT count(*) FROM customer_snapshots WHERE run_id = ?", [run_id]
         ).fetchone()
@@ -148,7 +151,7 @@ def analyze(
         if n == 0:
             raise DataError(f"no transactions on or before {as_of.isoformat()}")
         con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 as_of,
@@ -157,6 +160,7 @@ def analyze(
                 settings.features.period,
                 settings.model_dump_json(),
                 n,
+                n_periods,
                 __version__,
             ],
         )

@@ -60,8 +60,13 @@ def _days(later: Any, earlier: Any) -> Any:
 
 
 def _until(transactions: Table, end: dt.date) -> Table:
-    """Transactions on or before the end date (the whole end day included)."""
-    return transactions.filter(transactions.ts.date() <= ibis.date(end))
+    """Transactions on or before the end date (the whole end day included).
+
+    Compared as ``ts < next midnight`` rather than ``date(ts) <= end`` so that the
+    engine can prune by the column's min/max statistics without a cast per row.
+    """
+    next_day = dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+    return transactions.filter(transactions.ts < ibis.timestamp(next_day))
 
 
 def purchase_occasions(transactions: Table, *, end: dt.date | None = None) -> Table:
@@ -105,13 +110,14 @@ def btyd_summary(
     """
     unit = _unit_days(time_unit)
     occasions = purchase_occasions(transactions, end=observation_end)
-    first_day = occasions.day.min().over(group_by=occasions.customer_id)
-    marked = occasions.mutate(is_first=occasions.day == first_day)
-    summary = marked.group_by("customer_id").aggregate(
-        first_purchase=marked.day.min(),
-        last_purchase=marked.day.max(),
-        occasions=marked.day.count(),
-        repeat_amount=marked.is_first.ifelse(0.0, marked.amount).sum(),
+    # One aggregation per level (rows → occasions → customers); the first occasion's
+    # amount is picked with argmin, so no window function is needed.
+    summary = occasions.group_by("customer_id").aggregate(
+        first_purchase=occasions.day.min(),
+        last_purchase=occasions.day.max(),
+        occasions=occasions.day.count(),
+        total_amount=occasions.amount.sum(),
+        first_amount=occasions.amount.argmin(occasions.day),
     )
     frequency = summary.occasions - 1
     return summary.select(
@@ -123,7 +129,7 @@ def btyd_summary(
         recency=_days(summary.last_purchase, summary.first_purchase) / unit,
         t=_days(ibis.date(observation_end), summary.first_purchase) / unit,
         monetary_value=(frequency > 0).ifelse(
-            summary.repeat_amount / frequency.cast("float64"), 0.0
+            (summary.total_amount - summary.first_amount) / frequency.cast("float64"), 0.0
         ),
     )
 

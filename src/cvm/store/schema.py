@@ -79,6 +79,7 @@ _V1: Final[list[str]] = [
         period VARCHAR NOT NULL,
         settings JSON NOT NULL,
         n_customers BIGINT NOT NULL,
+        n_periods BIGINT NOT NULL,
         cvm_version VARCHAR NOT NULL
     )""",
     """CREATE TABLE customer_snapshots (

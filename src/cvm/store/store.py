@@ -9,6 +9,7 @@ PostgreSQL, …) given the same tables.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,7 @@ class Store:
         self.backend: Any = ibis.duckdb.from_connection(self.con)
         if not read_only:
             self.migrate()
+            self.recover()
         else:
             self._check_version()
 
@@ -122,6 +124,56 @@ class Store:
                     [target, description, dt.datetime.now()],
                 )
         return max(version, SCHEMA_VERSION)
+
+    def recover(self) -> dict[str, int]:
+        """Remove rows of loads and runs that never committed; return rows removed per table.
+
+        Every load writes an ``ingest_log`` row and every analysis a ``runs`` row in the
+        same transaction as its data, so those rows are the commit records. DuckDB
+        writes large appends to the database file before the commit ("optimistic
+        writes"); a process killed during the commit can leave such rows readable
+        without their commit record (duckdb/duckdb PR #25931). They are removed here,
+        which restores the store as it was before the interrupted load. A cheap count
+        comparison skips the work when the store is consistent.
+        """
+        # table → (key, commit table, expected row count from the commit table or None)
+        checks = {
+            "transactions": (
+                "batch_id",
+                "ingest_log",
+                "SELECT sum(rows_loaded) FROM ingest_log WHERE table_name = 'transactions'",
+            ),
+            "quarantine": (
+                "batch_id",
+                "ingest_log",
+                "SELECT sum(rows_quarantined) FROM ingest_log",
+            ),
+            "customers": ("batch_id", "ingest_log", None),
+            "customer_snapshots": ("run_id", "runs", "SELECT sum(n_customers) FROM runs"),
+            "period_snapshots": ("run_id", "runs", "SELECT sum(n_periods) FROM runs"),
+        }
+        removed: dict[str, int] = {}
+        for table, (key, log, expected) in checks.items():
+            orphans = f"FROM {table} WHERE {key} NOT IN (SELECT {key} FROM {log})"
+            if expected is not None:
+                row = self.con.execute(
+                    f"SELECT (SELECT count(*) FROM {table}), coalesce(({expected}), 0)"
+                ).fetchone()
+            else:
+                row = self.con.execute(f"SELECT count(*), 0 {orphans}").fetchone()
+            if row is None or row[0] == row[1]:
+                continue
+            with self.transaction():
+                deleted = self.con.execute(f"DELETE {orphans}").fetchone()
+            if deleted and deleted[0]:
+                removed[table] = int(deleted[0])
+        if removed:
+            warnings.warn(
+                f"{self.path}: removed the rows of an interrupted load or analysis "
+                f"({', '.join(f'{t}: {n}' for t, n in removed.items())})",
+                stacklevel=2,
+            )
+        return removed
 
     # -- access --------------------------------------------------------------------
     @contextmanager
