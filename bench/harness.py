@@ -77,6 +77,9 @@ class StepResult:
         Whatever the step function returned (row counts, checksums...).
     error : str or None
         Error message / traceback tail when ``status != "ok"``.
+    load_1m : float or None
+        Host 1-minute load average when the step started (values above the
+        CPU count mean the timings were contended).
     """
 
     step: str
@@ -90,6 +93,7 @@ class StepResult:
     ru_maxrss_mib: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    load_1m: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as a JSON-serialisable dict.
@@ -177,6 +181,7 @@ def run_step(
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{step}.log"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)]
+        load = _load_1m()
         with log_path.open("wb") as log:
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env)
@@ -189,6 +194,7 @@ def run_step(
             cpu_user_s=round(usage.ru_utime, 3),
             cpu_sys_s=round(usage.ru_stime, 3),
             ru_maxrss_mib=round(usage.ru_maxrss * 1024 / _MIB, 1),
+            load_1m=load,
         )
         payload: dict[str, Any] = {}
         if out_path.exists():
@@ -227,6 +233,14 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[int, An
             time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return status, usage, timed_out
+
+
+def _load_1m() -> float | None:
+    """Host 1-minute load average, or ``None`` where unsupported."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -358,6 +372,7 @@ def machine_info(
         "cpu_count": os.cpu_count(),
         "cpu_usable": len(affinity(0)) if affinity else os.cpu_count(),
         "ram_gib": ram_gib,
+        "load_1m": _load_1m(),
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in packages},
         "git_commit": _git_commit(Path(repo)) if repo is not None else None,
@@ -410,9 +425,9 @@ def markdown_table(
     ratios = ratios or {}
     header = (
         "| step | status | wall s | process s | cpu user s | cpu sys s "
-        "| peak RSS MiB | start RSS MiB | vs baseline | notes |"
+        "| peak RSS MiB | start RSS MiB | load 1m | vs baseline | notes |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 11]
     for r in results:
         note = r.error.splitlines()[-1][:120] if r.error else ""
         lines.append(
@@ -427,6 +442,7 @@ def markdown_table(
                     _fmt(r.cpu_sys_s),
                     _fmt(r.peak_rss_mib, 0),
                     _fmt(r.start_rss_mib, 0),
+                    _fmt(r.load_1m),
                     ratios.get(r.step) or "",
                     note.replace("|", "\\|"),
                 ]

@@ -201,7 +201,7 @@ def step_cvm_features(store_path: str, observation_end: str) -> dict[str, Any]:
     end = dt.date.fromisoformat(observation_end.strip()[:10])
     # >>> CALL SITE (cvm_features)
     transactions = store.table("transactions")
-    out = cvm.features.btyd_summary(transactions, observation_end=end)
+    out = store.to_arrow(cvm.features.btyd_summary(transactions, observation_end=end))
     # <<< CALL SITE (cvm_features)
     table = _materialize(out)
     _close(store)
@@ -544,11 +544,13 @@ def _markdown(
         + (f", parquet {size / 2**20:,.1f} MiB" if size else "")
         + f"; observation_end {config['observation_end']}",
         f"- machine: {machine['cpu_model']}, {machine['cpu_usable']} cpus, "
-        f"{machine['ram_gib']} GiB RAM; Python {machine['python']}; {versions}; "
+        f"{machine['ram_gib']} GiB RAM, load {machine['load_1m']} at start; "
+        f"Python {machine['python']}; {versions}; "
         f"git {machine['git_commit']}; {machine['date']}",
         f"- duckdb threads: {config['threads'] or 'default'}; repeat: "
         f"{config['repeat']} (fastest kept); wall = function call only, "
-        "process = incl. interpreter start + imports; page cache warm",
+        "process = incl. interpreter start + imports; page cache warm; "
+        f"load 1m > {machine['cpu_usable']} means the host was busy (timings inflated)",
         "",
         markdown_table(results, ratios),
         "",

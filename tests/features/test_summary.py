@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import pandas as pd
 import pytest
 from tests.conftest import shared
@@ -126,3 +127,13 @@ def test_same_day_purchases_are_one_occasion(store: Store) -> None:
     assert row["recency"] == pytest.approx(2.0)
     assert row["t"] == pytest.approx(4.0)
     assert row["monetary_value"] == pytest.approx(30.0)
+
+
+def test_store_to_arrow_matches_ibis(cdnow: Store) -> None:
+    expr = btyd_summary(cdnow.table("transactions"), observation_end=CAL_END)
+    fast = cdnow.to_arrow(expr).sort_by("customer_id")
+    slow = expr.to_pyarrow().sort_by("customer_id")
+    assert fast.column_names == slow.column_names
+    assert fast.to_pylist() == slow.to_pylist()
+    other = ibis.memtable({"a": [1, 2]})  # bound to no store: falls back to Ibis
+    assert cdnow.to_arrow(other.mutate(b=other.a * 2)).column("b").to_pylist() == [2, 4]

@@ -28,7 +28,14 @@ from cvm.ingest.mapping import (
     resolve_columns,
 )
 from cvm.ingest.sources import Progress, StagedSource, stage_source
-from cvm.ingest.validate import build_typed_select, detect_date_format, literal, quote, raw_text
+from cvm.ingest.validate import (
+    TypedSelect,
+    build_typed_select,
+    detect_date_format,
+    literal,
+    quote,
+    raw_text,
+)
 from cvm.store import Store
 
 __all__ = ["IngestReport", "ingest", "ingest_customers", "ingest_transactions"]
@@ -123,15 +130,16 @@ def _quarantine(
     con: duckdb.DuckDBPyConnection,
     staged: StagedSource,
     typed: str,
+    select: TypedSelect,
     *,
     batch_id: str,
     table: str,
 ) -> int:
     head = f"{literal(batch_id)}, {literal(table)}, {literal(staged.name)}"
     row = con.execute(
-        f"INSERT INTO quarantine SELECT {head}, t.__line, t.__column, t.__raw, t.__reason, "
-        f"to_json(s)::VARCHAR FROM {quote(typed)} t "
-        f"JOIN {quote(staged.table)} s ON s.__line = t.__line WHERE t.__reason IS NOT NULL"
+        f"INSERT INTO quarantine SELECT {head}, t.__line, {select.column}, {select.raw}, "
+        f"{select.reason}, to_json(s)::VARCHAR FROM {quote(typed)} t "
+        f"JOIN {quote(staged.table)} s ON s.__line = t.__line WHERE t.__check IS NOT NULL"
     ).fetchone()
     count = int(row[0]) if row else 0
     if staged.rejects:
@@ -154,7 +162,7 @@ def _load_transactions(
         f"SELECT {cols}, row_key, occurrence, {literal(batch_id)}, __line FROM ("
         f"  SELECT *, row_number() OVER (PARTITION BY row_key ORDER BY __line) AS occurrence"
         f"  FROM (SELECT *, hash({cols}) AS row_key FROM {quote(typed)}"
-        f"        WHERE __reason IS NULL)"
+        f"        WHERE __check IS NULL)"
         f") v WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.row_key = v.row_key"
         f"  AND t.occurrence = v.occurrence AND {same}) {keep}"
     ).fetchone()
@@ -178,7 +186,7 @@ def _load_customers(
         f"first_value(row_key) OVER (PARTITION BY customer_id ORDER BY __line) AS first_key, "
         f"first_value(__line) OVER (PARTITION BY customer_id ORDER BY __line) AS first_line "
         f"FROM (SELECT *, hash({cols}, attributes) AS row_key FROM {quote(typed)} "
-        f"WHERE __reason IS NULL)"
+        f"WHERE __check IS NULL)"
     )
     try:
         head = f"{literal(batch_id)}, 'customers', {literal(staged.name)}"
@@ -322,11 +330,11 @@ def ingest(
             max_date=now + dt.timedelta(days=options.max_future_days),
             extra=extra,
         )
-        con.execute(f"CREATE TEMP VIEW {quote(typed)} AS {select}")
+        con.execute(f"CREATE TEMP VIEW {quote(typed)} AS {select.sql}")
         staged_rows = staged.rows_read - len(staged.rejects)
         updated = 0
         with store.transaction():
-            quarantined = _quarantine(con, staged, typed, batch_id=batch_id, table=table)
+            quarantined = _quarantine(con, staged, typed, select, batch_id=batch_id, table=table)
             if table == "transactions":
                 loaded = _load_transactions(
                     con, typed, batch_id=batch_id, keep_exact=options.exact_duplicates == "keep"

@@ -80,9 +80,14 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def raw_text(column: str) -> str:
-    """Return SQL for a source value as trimmed text, NULL when empty."""
-    return f"nullif(trim(CAST({quote(column)} AS VARCHAR)), '')"
+def raw_text(column: str, alias: str = "s") -> str:
+    """Return SQL for a source value as trimmed text, NULL when empty.
+
+    ``alias`` qualifies the column (the staging table is ``s`` in every query built
+    here); pass ``""`` for an unqualified name.
+    """
+    name = f"{alias}.{quote(column)}" if alias else quote(column)
+    return f"nullif(trim(CAST({name} AS VARCHAR)), '')"
 
 
 def detect_date_format(
@@ -96,10 +101,8 @@ def detect_date_format(
         ``format`` is ``None`` when ISO 8601 covers the sample at least as well as any
         candidate; ``note`` explains an ambiguous choice (day/month order undecidable).
     """
-    sample = (
-        f"(SELECT {raw_text(column)} AS v FROM {quote(table)} "
-        f"WHERE {raw_text(column)} IS NOT NULL LIMIT 20000)"
-    )
+    text = raw_text(column, alias="")
+    sample = f"(SELECT {text} AS v FROM {quote(table)} WHERE {text} IS NOT NULL LIMIT 20000)"
     counts = ["count(TRY_CAST(v AS TIMESTAMP))"]
     counts += [f"count(TRY_STRPTIME(v, {literal(f)}))" for f in DATE_FORMATS]
     row = con.execute(f"SELECT count(*), {', '.join(counts)} FROM {sample}").fetchone()
@@ -136,6 +139,27 @@ def _reason_sql(check: _Check) -> str:
     return f"{literal(before)} || {quoted} || {literal(after)}"
 
 
+@dataclass(frozen=True)
+class TypedSelect:
+    """The typed, checked view of a staged source.
+
+    Attributes
+    ----------
+    sql
+        ``SELECT __line, <canonical columns>, <extra columns>, __check FROM <stage> AS s``;
+        ``__check`` is NULL for a valid row, else the index of the first failed check.
+    column, raw, reason
+        SQL expressions over ``t.__check`` and the staged row ``s``, giving a failed
+        row's offending column, its raw value and the reason in words; they are
+        evaluated only for quarantined rows.
+    """
+
+    sql: str
+    column: str
+    raw: str
+    reason: str
+
+
 def build_typed_select(
     table: str,
     specs: dict[str, ColumnSpec],
@@ -145,8 +169,8 @@ def build_typed_select(
     min_date: dt.date,
     max_date: dt.datetime,
     extra: dict[str, str] | None = None,
-) -> str:
-    """Build the SELECT that types and checks every row of a staged source.
+) -> TypedSelect:
+    """Build the SQL that types and checks every row of a staged source.
 
     Parameters
     ----------
@@ -161,53 +185,71 @@ def build_typed_select(
     min_date, max_date
         Plausible date range; values outside it are rejected.
     extra
-        Further output columns: name → SQL expression over the source columns.
+        Further output columns: name → SQL expression over the staged row ``s``.
 
     Returns
     -------
-    str
-        SQL selecting ``__line``, every canonical column, ``__reason``, ``__column``
-        and ``__raw``.
+    TypedSelect
+        The typed view's SQL and the expressions that describe a failed row.
+
+    Notes
+    -----
+    A column of a native type (a Parquet or DataFrame number, date or timestamp) is
+    checked for NULL and non-finite values only; the text casts that detect bad text
+    are applied to text columns alone, which keeps the pass over the data cheap.
     """
 
+    def base(column: str) -> str:
+        return source_types.get(column, "VARCHAR").split("(")[0]
+
+    def source(column: str) -> str:
+        return f"s.{quote(column)}"
+
+    def missing(column: str) -> str:
+        if base(column) == "VARCHAR":
+            return f"{raw_text(column)} IS NULL"
+        return f"{source(column)} IS NULL"
+
     def number(column: str) -> str:
-        if source_types.get(column, "VARCHAR").split("(")[0] in _NUMERIC:
-            return f"CAST({quote(column)} AS DOUBLE)"
+        if base(column) in _NUMERIC:
+            return f"CAST({source(column)} AS DOUBLE)"
         return f"TRY_CAST({raw_text(column)} AS DOUBLE)"
+
+    def not_a_number(column: str) -> str | None:
+        if base(column) in _NUMERIC:
+            return None
+        return f"{raw_text(column)} IS NOT NULL AND {number(column)} IS NULL"
+
+    def not_finite(column: str) -> str | None:
+        if base(column) in {"DOUBLE", "FLOAT"} or base(column) not in _NUMERIC:
+            return f"NOT isfinite({number(column)})"
+        return None
 
     values: list[str] = []
     checks: list[_Check] = []
+
+    def check(condition: str | None, column: str, raw: str, reason: str) -> None:
+        if condition is not None:
+            checks.append(_Check(condition, column, raw, reason))
+
     for name, spec in specs.items():
         kind, required = spec.field.kind, spec.field.required
         if spec.expression is not None:
             for column in dict.fromkeys(spec.inputs()):
                 needed = f"needed for {name} = {spec.text}"
-                checks.append(
-                    _Check(
-                        f"{raw_text(column)} IS NULL", column, "NULL", f"missing value, {needed}"
-                    )
-                )
-                checks.append(
-                    _Check(
-                        f"{number(column)} IS NULL",
-                        column,
-                        raw_text(column),
-                        "expected a number, got {raw}",
-                    )
+                check(missing(column), column, "NULL", f"missing value, {needed}")
+                check(
+                    not_a_number(column), column, raw_text(column), "expected a number, got {raw}"
                 )
             value = render_sql(spec.expression, number)
             values.append(f"{value} AS {quote(name)}")
             # With every input present, only a division by zero leaves no value.
-            checks.append(
-                _Check(f"{value} IS NULL", name, "NULL", f"{name} = {spec.text} divides by zero")
-            )
-            checks.append(
-                _Check(
-                    f"NOT isfinite({value})",
-                    name,
-                    f"CAST({value} AS VARCHAR)",
-                    f"{name} = {spec.text} is not a finite number: {{raw}}",
-                )
+            check(f"{value} IS NULL", name, "NULL", f"{name} = {spec.text} divides by zero")
+            check(
+                f"NOT isfinite({value})",
+                name,
+                f"CAST({value} AS VARCHAR)",
+                f"{name} = {spec.text} is not a finite number: {{raw}}",
             )
             continue
         if spec.source is None:
@@ -218,28 +260,25 @@ def build_typed_select(
         raw = raw_text(column)
         if required:
             label = f"missing {name}" + ("" if column == name else f" (column '{column}')")
-            checks.append(_Check(f"{raw} IS NULL", column, "NULL", label))
+            check(missing(column), column, "NULL", label)
         if kind == "id":
-            value = f"regexp_replace({raw}, '^([0-9]+)\\.0+$', '\\1')"
+            if base(column) in _NUMERIC - {"DOUBLE", "FLOAT", "DECIMAL"}:
+                value = f"CAST({source(column)} AS VARCHAR)"
+            else:
+                # Ids written as floats ('17850.0') are read as '17850'.
+                value = (
+                    f"CASE WHEN contains({raw}, '.') "
+                    f"THEN regexp_replace({raw}, '^([0-9]+)\\.0+$', '\\1') ELSE {raw} END"
+                )
         elif kind == "text":
             value = raw
         elif kind == "number":
             value = number(column)
-            checks.append(
-                _Check(
-                    f"{raw} IS NOT NULL AND {value} IS NULL",
-                    column,
-                    raw,
-                    "expected a number, got {raw}",
-                )
-            )
-            checks.append(
-                _Check(f"NOT isfinite({value})", column, raw, "expected a finite number, got {raw}")
-            )
+            check(not_a_number(column), column, raw, "expected a number, got {raw}")
+            check(not_finite(column), column, raw, "expected a finite number, got {raw}")
         elif kind == "timestamp":
-            if source_types.get(column, "VARCHAR").split("(")[0] in _TEMPORAL:
-                value = f"CAST({quote(column)} AS TIMESTAMP)"
-                expected = "a date"
+            if base(column) in _TEMPORAL:
+                value = f"CAST({source(column)} AS TIMESTAMP)"
             else:
                 fmt = date_formats.get(name)
                 iso = f"TRY_CAST({raw} AS TIMESTAMP)"
@@ -247,52 +286,52 @@ def build_typed_select(
                 expected = f"a date like {fmt}" if fmt else "a date (YYYY-MM-DD)"
                 if not fmt:
                     shaped = f"regexp_matches({raw}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')"
-                    checks.append(
-                        _Check(
-                            f"{raw} IS NOT NULL AND {value} IS NULL AND {shaped}",
-                            column,
-                            raw,
-                            "no such date {raw}: the month has no such day (or no such month)",
-                        )
+                    check(
+                        f"{raw} IS NOT NULL AND {value} IS NULL AND {shaped}",
+                        column,
+                        raw,
+                        "no such date {raw}: the month has no such day (or no such month)",
                     )
-            checks.append(
-                _Check(
+                check(
                     f"{raw} IS NOT NULL AND {value} IS NULL",
                     column,
                     raw,
                     f"expected {expected}, got {{raw}}",
                 )
+            check(
+                f"{value} < TIMESTAMP {literal(min_date.isoformat())}",
+                column,
+                raw,
+                f"implausible date {{raw}}: before {min_date.isoformat()}",
             )
-            checks.append(
-                _Check(
-                    f"{value} < TIMESTAMP {literal(min_date.isoformat())}",
-                    column,
-                    raw,
-                    f"implausible date {{raw}}: before {min_date.isoformat()}",
-                )
-            )
-            checks.append(
-                _Check(
-                    f"{value} > TIMESTAMP {literal(max_date.isoformat(sep=' '))}",
-                    column,
-                    raw,
-                    f"implausible date {{raw}}: after {max_date.date().isoformat()}, in the future",
-                )
+            check(
+                f"{value} > TIMESTAMP {literal(max_date.isoformat(sep=' '))}",
+                column,
+                raw,
+                f"implausible date {{raw}}: after {max_date.date().isoformat()}, in the future",
             )
         else:  # pragma: no cover - kinds are fixed in mapping.py
             raise AssertionError(kind)
         values.append(f"{value} AS {quote(name)}")
 
     values += [f"{sql} AS {quote(name)}" for name, sql in (extra or {}).items()]
+    first_failure = (
+        "CASE " + " ".join(f"WHEN {c.condition} THEN {i}" for i, c in enumerate(checks)) + " END"
+        if checks
+        else "CAST(NULL AS INTEGER)"
+    )
 
-    def case(parts: list[str]) -> str:
-        return f"CASE {' '.join(parts)} END" if parts else "CAST(NULL AS VARCHAR)"
+    def describe(part: list[str]) -> str:
+        if not part:
+            return "CAST(NULL AS VARCHAR)"
+        return "CASE t.__check " + " ".join(part) + " END"
 
-    reason = case([f"WHEN {c.condition} THEN {_reason_sql(c)}" for c in checks])
-    column = case([f"WHEN {c.condition} THEN {literal(c.column)}" for c in checks])
-    raw_value = case([f"WHEN {c.condition} THEN CAST({c.raw} AS VARCHAR)" for c in checks])
-    return (
-        f"SELECT __line, {', '.join(values)}, "
-        f"{reason} AS __reason, {column} AS __column, {raw_value} AS __raw "
-        f"FROM {quote(table)} AS s"
+    return TypedSelect(
+        sql=(
+            f"SELECT s.__line AS __line, {', '.join(values)}, {first_failure} AS __check "
+            f"FROM {quote(table)} AS s"
+        ),
+        column=describe([f"WHEN {i} THEN {literal(c.column)}" for i, c in enumerate(checks)]),
+        raw=describe([f"WHEN {i} THEN CAST({c.raw} AS VARCHAR)" for i, c in enumerate(checks)]),
+        reason=describe([f"WHEN {i} THEN {_reason_sql(c)}" for i, c in enumerate(checks)]),
     )

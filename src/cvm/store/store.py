@@ -12,12 +12,14 @@ import datetime as dt
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import duckdb
 import ibis
+import pyarrow as pa
 
 from cvm.errors import NotFoundError, StorageError
 from cvm.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -67,7 +69,6 @@ class Store:
             raise StorageError(f"cannot open the store: {exc}", path=self.path) from exc
         except duckdb.Error as exc:
             raise StorageError(f"not a usable DuckDB store: {exc}", path=self.path) from exc
-        self.backend: Any = ibis.duckdb.from_connection(self.con)
         if not read_only:
             self.migrate()
             self.recover()
@@ -176,6 +177,28 @@ class Store:
         return removed
 
     # -- access --------------------------------------------------------------------
+    @cached_property
+    def backend(self) -> Any:
+        """The Ibis backend over the store's connection, created on first use.
+
+        Creating it sets the session time zone to UTC, which loads DuckDB's ICU
+        extension (about 0.15 s); loading data never needs it.
+        """
+        return ibis.duckdb.from_connection(self.con)
+
+    def to_arrow(self, expr: Any) -> pa.Table:
+        """Execute an Ibis expression over this store and return an Arrow table.
+
+        Runs the compiled SQL on the store's DuckDB connection, which skips the
+        per-column result conversion of Ibis's ``to_pyarrow`` (a quarter of a second
+        for 200,000 rows); an expression bound to another backend falls back to it.
+        """
+        if ibis.get_backend(expr) is not self.backend:
+            table: pa.Table = expr.to_pyarrow()
+            return table
+        result: pa.Table = self.con.execute(self.backend.compile(expr)).to_arrow_table()
+        return result
+
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Run a block atomically: commit on success, roll back on any exception."""
