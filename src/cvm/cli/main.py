@@ -20,6 +20,7 @@ from cvm.cli.output import (
     console,
     emit_csv,
     emit_json,
+    emit_machine,
     err_console,
     progress_bar,
     table,
@@ -120,24 +121,15 @@ def init(
     with Store(settings.store_path()) as store:
         version = store.schema_version()
     result = {"config": str(path), "store": str(settings.store_path()), "schema_version": version}
-    if fmt is Format.table:
+    if not emit_machine(result, fmt):
         console.print(
             f"Wrote {path}\nCreated the store {settings.store_path()} (schema version {version})"
         )
-    elif fmt is Format.json:
-        emit_json(result)
-    else:
-        emit_csv([result])
 
 
 # -- ingest -----------------------------------------------------------------------------
 def _print_report(report: IngestReport, fmt: Format) -> None:
-    if fmt is Format.json:
-        emit_json(report.to_dict())
-        return
-    if fmt is Format.csv:
-        data = report.to_dict()
-        emit_csv([{k: v for k, v in data.items() if not isinstance(v, dict | list)}])
+    if emit_machine(report.to_dict(), fmt):
         return
     console.print(f"[bold]{report.table}[/bold] from {report.source} (batch {report.batch_id})")
     counts = [
@@ -238,12 +230,7 @@ def ingest_command(
 
 # -- analyze ----------------------------------------------------------------------------
 def _print_overview(overview: RunOverview, fmt: Format) -> None:
-    if fmt is Format.json:
-        emit_json(overview.to_dict())
-        return
-    if fmt is Format.csv:
-        data = overview.to_dict()
-        emit_csv([{k: v for k, v in data.items() if not isinstance(v, list)}])
+    if emit_machine(overview.to_dict(), fmt):
         return
     console.print(f"[bold]Run {overview.run_id}[/bold] as of {overview.as_of.isoformat()}")
     console.print(

@@ -67,6 +67,20 @@ def emit_csv(rows: Sequence[dict[str, Any]]) -> None:
     sys.stdout.write(buffer.getvalue())
 
 
+def emit_machine(data: dict[str, Any], fmt: Format) -> bool:
+    """Write ``data`` as JSON, or its scalar fields as one CSV row; False for tables.
+
+    The human (table) output is the caller's; this returns True when it wrote.
+    """
+    if fmt is Format.json:
+        emit_json(data)
+        return True
+    if fmt is Format.csv:
+        emit_csv([{k: v for k, v in data.items() if not isinstance(v, dict | list)}])
+        return True
+    return False
+
+
 def money(value: float | None) -> str:
     """Format an amount with thousands separators and two decimals."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):

@@ -8,7 +8,6 @@ snapshot tied to a run id, so that results can be compared over time and reprodu
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import uuid
 from collections.abc import Callable
@@ -323,12 +322,3 @@ def customer_view(
             for ts, a, t, p, q in tx
         ],
     }
-
-
-def settings_of_run(store: Store, run_id: str) -> dict[str, Any]:
-    """Return the settings a run was computed with."""
-    row = store.con.execute("SELECT settings FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    if row is None:
-        raise NotFoundError(f"no run '{run_id}'", path=store.path)
-    loaded: dict[str, Any] = json.loads(row[0])
-    return loaded

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from cvm.errors import DataError, SchemaError
 
-__all__ = ["Progress", "Reject", "StagedSource", "stage_source"]
+__all__ = ["Progress", "Reject", "StagedSource", "hash_file", "stage_source"]
 
 #: Called with (units done, units total); units are bytes for files, rows otherwise.
 Progress = Callable[[int, int], None]
@@ -159,7 +159,8 @@ def _line_of_decode_error(path: Path, codec: str) -> int | None:
     return None
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes (read in 4 MiB chunks)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(4 * 1024 * 1024), b""):
@@ -226,6 +227,7 @@ def _stage_csv(
     encoding: str,
     delimiter: str,
     progress: Progress | None,
+    content_hash: str | None,
 ) -> StagedSource:
     name = str(path)
     size = path.stat().st_size
@@ -345,7 +347,7 @@ def _stage_csv(
         name=name,
         table=table,
         columns=columns,
-        content_hash=_hash_file(path),
+        content_hash=content_hash or hash_file(path),
         rows_read=rows_read,
         rejects=rejects,
         notes=notes,
@@ -374,7 +376,9 @@ def _sql_ident(name: str) -> str:
 
 
 # -- Parquet ----------------------------------------------------------------------------
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> StagedSource:
+def _stage_parquet(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str, content_hash: str | None
+) -> StagedSource:
     name = str(path)
     literal = str(path).replace("'", "''")
     import pyarrow.parquet as pq
@@ -395,7 +399,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> St
         name=name,
         table=table,
         columns=columns,
-        content_hash=_hash_file(path),
+        content_hash=content_hash or hash_file(path),
         rows_read=int(row[0]) if row else 0,
     )
 
@@ -483,6 +487,7 @@ def stage_source(
     encoding: str = "auto",
     delimiter: str = "auto",
     progress: Progress | None = None,
+    content_hash: str | None = None,
 ) -> StagedSource:
     """Stage a file or DataFrame as a temporary table of the connection.
 
@@ -499,6 +504,8 @@ def stage_source(
         CSV reading options (``"auto"`` detects).
     progress
         Optional callback ``(done, total)``.
+    content_hash
+        The file's SHA-256 when the caller has it already (not computed again).
 
     Returns
     -------
@@ -520,8 +527,14 @@ def stage_source(
         with path.open("rb") as handle:
             magic = handle.read(4)
         if path.suffix.lower() in {".parquet", ".pq"} or magic == b"PAR1":
-            return _stage_parquet(con, path, table)
+            return _stage_parquet(con, path, table, content_hash)
         return _stage_csv(
-            con, path, table, encoding=encoding, delimiter=delimiter, progress=progress
+            con,
+            path,
+            table,
+            encoding=encoding,
+            delimiter=delimiter,
+            progress=progress,
+            content_hash=content_hash,
         )
     return _stage_frame(con, source, table)
