@@ -1,0 +1,67 @@
+"""Validated per-customer inputs of the repeat-purchase models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cvm.errors import DataError, SchemaError
+from cvm.models.base import Array, as_array, compress
+
+__all__ = ["RFM", "rfm_data"]
+
+
+@dataclass(frozen=True)
+class RFM:
+    """Frequency (repeat purchases), recency (t_x) and age (T) per customer."""
+
+    frequency: Array
+    recency: Array
+    age: Array
+
+    def compressed(self) -> tuple[list[Array], Array]:
+        """Return the unique (x, t_x, T) rows and how many customers share each."""
+        return compress(self.frequency, self.recency, self.age)
+
+
+def _column(data: Any, *names: str) -> Any:
+    for name in names:
+        if isinstance(data, Mapping) and name in data:
+            return data[name]
+        if hasattr(data, "columns") and name in data.columns:
+            return data[name]
+    raise SchemaError(f"missing column '{names[0]}'", column=names[0])
+
+
+def rfm_data(data: Any) -> RFM:
+    """Read and check ``frequency``, ``recency`` and ``t`` (or ``T``) from a frame or mapping.
+
+    Raises
+    ------
+    SchemaError
+        If a column is missing.
+    DataError
+        If a value is impossible: negative or fractional frequency, negative recency,
+        recency beyond the customer's age, a positive recency without repeat purchases,
+        or a non-positive age. The message names the column and the first bad row.
+    """
+    x = as_array("frequency", _column(data, "frequency", "x"))
+    t_x = as_array("recency", _column(data, "recency", "t_x"))
+    t = as_array("t", _column(data, "t", "T"))
+    if not len(x) == len(t_x) == len(t):
+        raise DataError("frequency, recency and t must have the same length")
+
+    def fail(mask: Any, column: str, what: str) -> None:
+        if np.any(mask):
+            row = int(np.flatnonzero(mask)[0])
+            raise DataError(f"{what} (row {row})", column=column)
+
+    fail((x < 0) | (x != np.round(x)), "frequency", "must be a whole number ≥ 0")
+    fail(t_x < 0, "recency", "must be ≥ 0")
+    fail(t <= 0, "t", "must be > 0 (time from first purchase to the end)")
+    fail(t_x > t + 1e-9, "recency", "cannot exceed t")
+    fail((x == 0) & (t_x > 0), "recency", "must be 0 when frequency is 0")
+    return RFM(frequency=x, recency=t_x, age=t)
