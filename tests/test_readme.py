@@ -57,7 +57,7 @@ def test_make_demo_runs_the_demo(tmp_path: Path) -> None:
 def test_every_command_is_documented() -> None:
     doc = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
-    assert set(names) == {"init", "ingest", "analyze", "customer", "demo"}
+    assert set(names) == {"init", "ingest", "analyze", "customer", "models", "demo"}
     for name in names:
         assert f"`cvm {name}" in doc, name
-        assert f"cvm {name}" in README or name in ("init", "demo"), name
+        assert f"cvm {name}" in README or name in ("init", "demo", "models"), name

@@ -23,6 +23,7 @@ __all__ = [
     "CONFIG_FILENAME",
     "FeatureSettings",
     "IngestSettings",
+    "ModelSettings",
     "Settings",
     "StoreSettings",
     "TableMapping",
@@ -120,6 +121,31 @@ class ValueSettings(_Section):
     )
 
 
+class ModelSettings(_Section):
+    """Which purchase and spend models give potential value, and how it is discounted."""
+
+    purchase: Literal["auto", "bgnbd", "mbgnbd", "pareto_nbd"] = Field(
+        "auto",
+        description=(
+            'purchase model: "auto" chooses by a calibration/holdout backtest, or '
+            "bgnbd, mbgnbd, pareto_nbd"
+        ),
+    )
+    spend: Literal["gamma_gamma", "mean"] = Field(
+        "gamma_gamma", description='spend model: "gamma_gamma" or "mean" (mean repeat spend)'
+    )
+    horizon_years: float = Field(
+        3.0, gt=0.0, le=50.0, description="years of future purchases counted in potential value"
+    )
+    discount_rate: float = Field(
+        0.1, ge=0.0, le=1.0, description="annual discount rate of future profit"
+    )
+    holdout_days: int = Field(
+        180, ge=7, description='days held out to backtest the models when purchase = "auto"'
+    )
+    penalizer: float = Field(0.0, ge=0.0, description="L2 penalty on the log-parameters")
+
+
 class Settings(_Section):
     """All of cvm's settings (the contents of ``cvm.toml``)."""
 
@@ -127,6 +153,7 @@ class Settings(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="ingestion")
     features: FeatureSettings = Field(default_factory=FeatureSettings, description="features")
     value: ValueSettings = Field(default_factory=ValueSettings, description="value")
+    models: ModelSettings = Field(default_factory=ModelSettings, description="models")
 
     source: Path | None = Field(None, exclude=True, description="file the settings came from")
 

@@ -186,7 +186,7 @@ def test_compressed_fit_equals_repeated_rows(cdnow: pd.DataFrame) -> None:
         ({"frequency": [1.5], "recency": [0.0], "t": [1.0]}, DataError, "whole number"),
         ({"frequency": [1], "recency": [3.0], "t": [2.0]}, DataError, "cannot exceed t"),
         ({"frequency": [0], "recency": [1.0], "t": [2.0]}, DataError, "must be 0 when"),
-        ({"frequency": [1], "recency": [1.0], "t": [0.0]}, DataError, "must be > 0"),
+        ({"frequency": [0], "recency": [0.0], "t": [-1.0]}, DataError, "must be ≥ 0"),
         ({"frequency": [1], "recency": [np.nan], "t": [2.0]}, DataError, "not finite"),
     ],
 )
@@ -205,3 +205,20 @@ _CDNOW_FIT = {
     "n_customers": 2357,
     "covariance": np.eye(4).tolist(),
 }
+
+
+def test_customers_first_seen_on_the_last_day(fitted: BetaGeoModel, cdnow: pd.DataFrame) -> None:
+    """T = 0 adds exactly 0 to the log-likelihood and predicts like a new customer."""
+    with_new = pd.concat([cdnow, pd.DataFrame({"frequency": [0], "recency": [0.0], "t": [0.0]})])
+    refit = BetaGeoModel().fit(with_new)
+    assert refit.log_likelihood_ == pytest.approx(fitted.log_likelihood_, abs=1e-6)
+    new = {"frequency": [0], "recency": [0.0], "t": [0.0]}
+    assert fitted.probability_alive(new)[0] == 1.0
+    assert fitted.expected_purchases(new, 39)[0] == pytest.approx(
+        float(fitted.expected_purchases_new(39.0)), rel=1e-9
+    )
+
+
+def test_no_repeat_purchases_at_all_is_refused() -> None:
+    with pytest.raises(DataError, match="none of the 3 customers made a repeat purchase"):
+        BetaGeoModel().fit({"frequency": [0, 0, 0], "recency": [0.0] * 3, "t": [1.0, 2.0, 3.0]})

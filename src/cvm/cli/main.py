@@ -26,7 +26,7 @@ from cvm.cli.output import (
     table,
 )
 from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
-from cvm.dynamics import analyze, customer_view
+from cvm.dynamics import analyze, customer_view, model_fits
 from cvm.dynamics.snapshots import RunOverview
 from cvm.errors import CVMError, NotFoundError
 from cvm.ingest import IngestReport, ingest
@@ -243,6 +243,7 @@ def _print_overview(overview: RunOverview, fmt: Format) -> None:
                 ("revenue (net of returns)", overview.revenue),
                 ("returns", overview.returns),
                 ("realized value", overview.realized_value),
+                ("potential value", overview.potential_value),
             ],
         )
     )
@@ -250,6 +251,11 @@ def _print_overview(overview: RunOverview, fmt: Format) -> None:
         f"The top {overview.top_share:.0%} of customers hold "
         f"{overview.top_value_share:.1%} of realized value."
     )
+    if overview.purchase_model:
+        console.print(f"Purchase model: {overview.model_reason}", markup=False)
+        console.print(f"Spend model: {overview.spend_model}")
+    for error in overview.model_errors:
+        console.print(f"note: {error}", markup=False)
     console.print(
         table(
             "Top customers by realized value",
@@ -337,6 +343,13 @@ def customer_command(
                 ("returns", f["returns"]),
                 ("profit (margin)", f["margin"]),
                 ("realized value", f["realized_value"]),
+                ("P(alive)", _maybe(f.get("p_alive"), "{:.3f}")),
+                (
+                    "expected purchases, next 90 days",
+                    _maybe(f.get("expected_purchases_90d"), "{:.2f}"),
+                ),
+                ("expected spend per purchase", _maybe(f.get("expected_spend"), "{:,.2f}")),
+                ("potential value (CLV)", _maybe(f.get("potential_value"), "{:,.2f}")),
             ],
         )
     )
@@ -351,6 +364,56 @@ def customer_command(
                 ],
             )
         )
+
+
+def _maybe(value: float | None, pattern: str) -> str:
+    if value is None or value != value:
+        return "–"
+    return pattern.format(value)
+
+
+# -- models -----------------------------------------------------------------------------
+@app.command("models")
+def models_command(
+    run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Show the models fitted for a run: parameters, fit, backtest and the choice."""
+    settings = _settings(config)
+    with _open_store(db, settings, read_only=True) as store:
+        fits = model_fits(store, run_id=run)
+    if fmt is Format.json:
+        emit_json(fits)
+        return
+    if fmt is Format.csv:
+        emit_csv([{k: v for k, v in f.items() if not isinstance(v, dict)} for f in fits])
+        return
+    rows = []
+    for f in fits:
+        test = f["backtest"] or {}
+        rows.append(
+            (
+                f["role"],
+                f["model"],
+                "yes" if f["chosen"] else "",
+                _maybe(f["log_likelihood"], "{:,.1f}"),
+                _maybe(f["bic"], "{:,.1f}"),
+                _maybe(test.get("mae"), "{:.4f}"),
+                _maybe(test.get("auc_expected"), "{:.3f}"),
+            )
+        )
+    title = f"Models of run {fits[0]['run_id']}" if fits else "Models"
+    columns = ["role", "model", "used", "log-lik.", "BIC", "holdout MAE", "AUC"]
+    console.print(table(title, columns, rows))
+    for f in fits:
+        params = ", ".join(f"{k} = {v:.4g}" for k, v in (f["params"] or {}).items())
+        detail = params or f"not fitted: {f['error']}"
+        console.print(f"{f['role']} {f['model']}: {detail}", markup=False, soft_wrap=True)
+    for f in fits:
+        if f["chosen"] and f["reason"]:
+            console.print(f"Chosen {f['role']} model: {f['reason']}", markup=False)
 
 
 # -- demo -------------------------------------------------------------------------------

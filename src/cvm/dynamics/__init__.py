@@ -6,7 +6,16 @@ from cvm.dynamics.snapshots import (
     customer_view,
     latest_run_id,
     list_runs,
+    model_fits,
     run_overview,
 )
 
-__all__ = ["RunOverview", "analyze", "customer_view", "latest_run_id", "list_runs", "run_overview"]
+__all__ = [
+    "RunOverview",
+    "analyze",
+    "customer_view",
+    "latest_run_id",
+    "list_runs",
+    "model_fits",
+    "run_overview",
+]

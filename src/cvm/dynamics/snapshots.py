@@ -8,6 +8,7 @@ snapshot tied to a run id, so that results can be compared over time and reprodu
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import uuid
 from collections.abc import Callable
@@ -15,13 +16,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import ibis
+import pyarrow as pa
 
 from cvm import __version__
 from cvm.config import Settings
 from cvm.errors import DataError, NotFoundError
-from cvm.features import btyd_summary, customer_totals, period_series
+from cvm.features import (
+    TIME_UNIT_DAYS,
+    btyd_summary,
+    calibration_holdout,
+    customer_totals,
+    period_series,
+)
 from cvm.store import Store
 from cvm.value import realized_value
+from cvm.value.potential import PotentialValue, potential_value
 
 __all__ = [
     "RunOverview",
@@ -50,6 +59,11 @@ class RunOverview:
     top_share: float
     top_value_share: float
     top_customers: list[dict[str, Any]] = field(default_factory=list)
+    potential_value: float | None = None
+    purchase_model: str | None = None
+    model_reason: str | None = None
+    spend_model: str | None = None
+    model_errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain data (for JSON output)."""
@@ -98,7 +112,7 @@ def analyze(
     """
     settings = settings or Settings()
     as_of = as_of or _default_as_of(store)
-    steps = 4
+    steps = 5
 
     def step(done: int, what: str) -> None:
         if progress is not None:
@@ -134,11 +148,24 @@ def analyze(
     periods = periods.select(
         run_id=ibis.literal(run_id), **{c: periods[c] for c in periods.columns}
     )
+    step(1, "models")
+    potential = _potential_value(store, settings, transactions, summary, as_of)
     con = store.con
+    predictions = f"__cvm_predictions_{run_id.replace('-', '_')}"
+    con.register(predictions, pa.Table.from_pandas(potential.predictions, preserve_index=False))
+    columns = ", ".join(snapshot.columns)
+    predicted = "p_alive, expected_purchases_90d, expected_spend, potential_value"
     with store.transaction():
-        step(1, "customer snapshot")
-        con.execute(f"INSERT INTO customer_snapshots {store.backend.compile(snapshot)}")
-        step(2, "period series")
+        step(2, "customer snapshot")
+        con.execute(
+            f"INSERT INTO customer_snapshots ({columns}, {predicted}) "
+            f"SELECT s.*, {', '.join('p.' + c for c in predicted.split(', '))} "
+            f"FROM ({store.backend.compile(snapshot)}) s "
+            f"LEFT JOIN {predictions} p USING (customer_id)"
+        )
+        con.unregister(predictions)
+        _store_fits(store, run_id, potential)
+        step(3, "period series")
         inserted = con.execute(
             f"INSERT INTO period_snapshots {store.backend.compile(periods)}"
         ).fetchone()
@@ -163,10 +190,105 @@ def analyze(
                 __version__,
             ],
         )
-    step(3, "overview")
+    step(4, "overview")
     overview = run_overview(store, run_id, top_share=settings.value.top_share)
-    step(4, "done")
+    step(5, "done")
     return overview
+
+
+def _units_per_year(time_unit: str) -> float:
+    return 365.2425 / TIME_UNIT_DAYS[time_unit]
+
+
+def _potential_value(
+    store: Store, settings: Settings, transactions: Any, summary: Any, as_of: dt.date
+) -> PotentialValue:
+    """Fit the configured models on the run's summaries and predict every customer."""
+    unit = settings.features.time_unit
+    frame = store.to_arrow(
+        summary.select("customer_id", "frequency", "recency", "t", "monetary_value")
+    ).to_pandas()
+    split = None
+    if settings.models.purchase == "auto":
+        calibration_end = as_of - dt.timedelta(days=settings.models.holdout_days)
+        first = store.con.execute("SELECT min(ts)::DATE FROM transactions").fetchone()
+        if first and first[0] is not None and calibration_end > first[0]:
+            split = store.to_arrow(
+                calibration_holdout(
+                    transactions,
+                    calibration_end=calibration_end,
+                    observation_end=as_of,
+                    time_unit=unit,
+                )
+            ).to_pandas()
+    return potential_value(
+        frame,
+        split=split,
+        settings=settings.models,
+        units_per_year=_units_per_year(unit),
+        margin=_margin_ratio(store, as_of, settings.value.margin_rate),
+    )
+
+
+def _margin_ratio(store: Store, as_of: dt.date, default: float) -> float:
+    """Profit per unit of revenue: measured where the data carry margin or cost."""
+    row = store.con.execute(
+        "SELECT sum(coalesce(margin, amount - cost)), sum(amount), count(*) FROM transactions "
+        "WHERE (margin IS NOT NULL OR cost IS NOT NULL) AND ts::DATE <= ?",
+        [as_of],
+    ).fetchone()
+    if row is None or not row[2] or not row[1] or row[1] <= 0:
+        return default
+    return float(min(max(row[0] / row[1], 0.0), 1.0))
+
+
+def _store_fits(store: Store, run_id: str, potential: PotentialValue) -> None:
+    rows = []
+    for fit in potential.fits:
+        model = fit.model
+        data = model.to_dict() if model is not None else None
+        rows.append(
+            [
+                run_id,
+                fit.role,
+                fit.name,
+                fit.chosen,
+                model.log_likelihood_ if model is not None else None,
+                model.aic_ if model is not None else None,
+                model.bic_ if model is not None else None,
+                model.n_customers_ if model is not None else None,
+                model.converged_ if model is not None else None,
+                json.dumps(model.params_) if model is not None else None,
+                json.dumps(fit.backtest.to_dict()) if fit.backtest is not None else None,
+                fit.reason,
+                fit.error,
+                json.dumps(data) if data is not None else None,
+            ]
+        )
+    if rows:
+        store.con.executemany(
+            "INSERT INTO model_fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+
+
+def model_fits(store: Store, *, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Return the models fitted for a run (default: the latest), backtests included."""
+    run_id = run_id or latest_run_id(store)
+    _run_as_of(store, run_id)
+    cursor = store.con.execute(
+        "SELECT run_id, role, model, chosen, log_likelihood, aic, bic, n_customers, converged, "
+        "params, backtest, reason, error FROM model_fits WHERE run_id = ? "
+        "ORDER BY role DESC, chosen DESC, model",
+        [run_id],
+    )
+    names = [d[0] for d in cursor.description]
+    out = []
+    for row in cursor.fetchall():
+        item = dict(zip(names, row, strict=True))
+        for key in ("params", "backtest"):
+            item[key] = json.loads(item[key]) if item[key] else None
+        out.append(item)
+    return out
 
 
 def list_runs(store: Store) -> list[dict[str, Any]]:
@@ -219,12 +341,16 @@ def run_overview(
     as_of = _run_as_of(store, run_id)
     con = store.con
     row = con.execute(
-        "SELECT count(*), sum(transactions), sum(revenue), sum(returns), sum(realized_value) "
-        "FROM customer_snapshots WHERE run_id = ?",
+        "SELECT count(*), sum(transactions), sum(revenue), sum(returns), sum(realized_value), "
+        "sum(potential_value) FROM customer_snapshots WHERE run_id = ?",
         [run_id],
     ).fetchone()
     assert row is not None
-    customers, n_tx, revenue, returns, value = int(row[0]), int(row[1] or 0), *row[2:]
+    customers, n_tx, revenue, returns, value, potential = (int(row[0]), int(row[1] or 0), *row[2:])
+    fits = con.execute(
+        "SELECT role, model, chosen, reason, error FROM model_fits WHERE run_id = ?", [run_id]
+    ).fetchall()
+    chosen = {role: (model, reason) for role, model, is_chosen, reason, _ in fits if is_chosen}
     k = max(1, math.ceil(customers * top_share))
     top_row = con.execute(
         "SELECT sum(realized_value) FROM (SELECT realized_value FROM customer_snapshots "
@@ -252,6 +378,11 @@ def run_overview(
             {"customer_id": c, "occasions": int(o), "revenue": float(r), "realized_value": float(v)}
             for c, o, r, v in top
         ],
+        potential_value=float(potential) if potential is not None else None,
+        purchase_model=chosen.get("purchase", (None, None))[0],
+        model_reason=chosen.get("purchase", (None, None))[1],
+        spend_model=chosen.get("spend", (None, None))[0],
+        model_errors=[f"{model}: {error}" for _, model, _, _, error in fits if error],
     )
 
 

@@ -7,6 +7,7 @@ from cvm.features.summary import (
     customer_totals,
     period_series,
     purchase_occasions,
+    repeat_purchases_by_period,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "customer_totals",
     "period_series",
     "purchase_occasions",
+    "repeat_purchases_by_period",
 ]

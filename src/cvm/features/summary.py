@@ -28,6 +28,7 @@ __all__ = [
     "customer_totals",
     "period_series",
     "purchase_occasions",
+    "repeat_purchases_by_period",
 ]
 
 #: Length of each time unit in days (months and years are mean Gregorian lengths).
@@ -175,6 +176,36 @@ def calibration_holdout(
         monetary_value_holdout=(n > 0).ifelse(joined.holdout_amount / n.cast("float64"), 0.0),
         duration_holdout=ibis.literal(duration, type="float64"),
     )
+
+
+def repeat_purchases_by_period(
+    transactions: Table,
+    *,
+    start: dt.date,
+    observation_end: dt.date,
+    cohort_end: dt.date,
+    time_unit: str = "week",
+) -> Table:
+    """Count the cohort's repeat purchase occasions per period (for tracking plots).
+
+    The cohort is the customers whose first purchase falls on or before
+    ``cohort_end``; a repeat occasion is any purchase day after a customer's first.
+    Periods are whole ``time_unit`` steps counted from ``start`` (period 0 begins on
+    ``start``).
+
+    Returns
+    -------
+    Table
+        ``period`` (0, 1, …) and ``repeat_purchases``, for periods with any.
+    """
+    unit = _unit_days(time_unit)
+    occasions = purchase_occasions(transactions, end=observation_end)
+    first = occasions.group_by("customer_id").aggregate(first_day=occasions.day.min())
+    cohort = first.filter(first.first_day <= ibis.date(cohort_end))
+    joined = occasions.join(cohort, "customer_id")
+    repeats = joined.filter(joined.day > joined.first_day)
+    period = (_days(repeats.day, ibis.date(start)) / unit).floor().cast("int64")
+    return repeats.group_by(period=period).aggregate(repeat_purchases=repeats.count())
 
 
 def customer_totals(transactions: Table, *, observation_end: dt.date, margin_rate: float) -> Table:

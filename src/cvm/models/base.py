@@ -125,9 +125,7 @@ class BaseModel(ABC):
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(
-                f"this {type(self).__name__} is not fitted yet; call fit() first"
-            )
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
 
     def _theta(self) -> Array:
         self._check_fitted()
@@ -162,8 +160,7 @@ class BaseModel(ABC):
         log_se = np.sqrt(np.clip(np.diag(self.covariance_), 0.0, None))
         low, high = theta * np.exp(-z * log_se), theta * np.exp(z * log_se)
         return {
-            n: (float(lo), float(hi))
-            for n, lo, hi in zip(self.param_names, low, high, strict=True)
+            n: (float(lo), float(hi)) for n, lo, hi in zip(self.param_names, low, high, strict=True)
         }
 
     def summary(self) -> dict[str, dict[str, float]]:
@@ -210,8 +207,10 @@ class BaseModel(ABC):
                 bounds=[(-20.0, 20.0)] * len(start),
                 options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9},
             )
-            if np.isfinite(result.fun) and result.fun < 1e299 and (
-                best is None or result.fun < best.fun
+            if (
+                np.isfinite(result.fun)
+                and result.fun < 1e299
+                and (best is None or result.fun < best.fun)
             ):
                 best = result
         if best is None:
@@ -219,9 +218,7 @@ class BaseModel(ABC):
                 f"{type(self).__name__} found no finite likelihood from {self.n_starts} "
                 "starts; check the data (are there repeat purchases?) or try penalizer=0.01"
             )
-        self.params_ = {
-            n: float(v) for n, v in zip(self.param_names, np.exp(best.x), strict=True)
-        }
+        self.params_ = {n: float(v) for n, v in zip(self.param_names, np.exp(best.x), strict=True)}
         value, _ = objective(best.x)
         self.log_likelihood_ = -float(value)
         self.n_customers_ = n_customers

@@ -72,6 +72,7 @@ class BetaGeoModel(BaseModel):
             ``self``, fitted.
         """
         rfm = rfm_data(data)
+        rfm.require_repeat_purchases(type(self).__name__)
         (x, t_x, t), weights = rfm.compressed()
         self._scale = float(np.average(t, weights=weights)) or 1.0
         has_repeat = x > 0
@@ -83,7 +84,8 @@ class BetaGeoModel(BaseModel):
             a2 = betaln(a, b + x) - betaln(a, b) - c * np.log(alpha + t)
             a3 = np.where(
                 has_repeat,
-                betaln(a + 1, np.maximum(b + x - 1, 1e-300)) - betaln(a, b)
+                betaln(a + 1, np.maximum(b + x - 1, 1e-300))
+                - betaln(a, b)
                 - c * np.log(alpha + t_x),
                 -np.inf,
             )
@@ -93,8 +95,13 @@ class BetaGeoModel(BaseModel):
             w2 = 1.0 - w3
             ab = digamma(a + b)
             abx = digamma(a + b + x)
-            d_r = (digamma(c) - digamma(r) + np.log(alpha)
-                   - w2 * np.log(alpha + t) - w3 * np.log(alpha + t_x))
+            d_r = (
+                digamma(c)
+                - digamma(r)
+                + np.log(alpha)
+                - w2 * np.log(alpha + t)
+                - w3 * np.log(alpha + t_x)
+            )
             d_alpha = r / alpha - w2 * c / (alpha + t) - w3 * c / (alpha + t_x)
             d_a = w2 * (ab - abx) + w3 * (digamma(a + 1) - digamma(a) + ab - abx)
             d_b = w2 * (digamma(b + x) - digamma(b) + ab - abx) + w3 * np.where(
@@ -116,8 +123,11 @@ class BetaGeoModel(BaseModel):
         """Log of (1/P(alive) − 1) = log(a/(b+x−1)) + (r+x) log((α+T)/(α+t_x)), x > 0."""
         r, alpha, a, b = self._theta()
         with np.errstate(divide="ignore", invalid="ignore"):
-            odds = (np.log(a) - np.log(np.maximum(b + x - 1, 1e-300))
-                    + (r + x) * (np.log(alpha + t) - np.log(alpha + t_x)))
+            odds = (
+                np.log(a)
+                - np.log(np.maximum(b + x - 1, 1e-300))
+                + (r + x) * (np.log(alpha + t) - np.log(alpha + t_x))
+            )
         return np.where(x > 0, odds, -np.inf)
 
     def probability_alive(self, data: Any) -> Array:
@@ -165,9 +175,15 @@ class BetaGeoModel(BaseModel):
         if np.any(counts < 0):
             raise ValueError("n must be non-negative")
         q = t / (alpha + t)
-        log_nb = (gammaln(r + counts) - gammaln(r) - gammaln(counts + 1)
-                  + r * np.log1p(-q) + counts * np.log(q) if q > 0 else np.where(
-                      counts == 0, 0.0, -np.inf))
+        log_nb = (
+            gammaln(r + counts)
+            - gammaln(r)
+            - gammaln(counts + 1)
+            + r * np.log1p(-q)
+            + counts * np.log(q)
+            if q > 0
+            else np.where(counts == 0, 0.0, -np.inf)
+        )
         first = np.exp(betaln(a, b + counts) - betaln(a, b) + log_nb)
         out = np.empty(len(counts))
         for i, k in enumerate(counts):
@@ -175,7 +191,12 @@ class BetaGeoModel(BaseModel):
                 out[i] = first[i]
                 continue
             j = np.arange(k)
-            partial = np.exp(gammaln(r + j) - gammaln(r) - gammaln(j + 1)
-                             + r * np.log1p(-q) + (j * np.log(q) if q > 0 else 0.0)).sum()
+            partial = np.exp(
+                gammaln(r + j)
+                - gammaln(r)
+                - gammaln(j + 1)
+                + r * np.log1p(-q)
+                + (j * np.log(q) if q > 0 else 0.0)
+            ).sum()
             out[i] = first[i] + np.exp(betaln(a + 1, b + k - 1) - betaln(a, b)) * (1 - partial)
         return out

@@ -94,9 +94,7 @@ def customer_lifetime_value(
         raise ValueError(f"step must be > 0, got {step}")
     ends = step * np.arange(1, max(1, math.ceil(horizon / step - 1e-12)) + 1)
     cumulative = [np.zeros(1)]
-    cumulative += [
-        np.asarray(purchases.expected_purchases(data, min(t, horizon))) for t in ends
-    ]
+    cumulative += [np.asarray(purchases.expected_purchases(data, min(t, horizon))) for t in ends]
     discount = (1.0 + discount_rate) ** (-ends / units_per_year)
     value = sum(
         f * np.maximum(later - earlier, 0.0)

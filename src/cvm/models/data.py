@@ -22,6 +22,21 @@ class RFM:
     recency: Array
     age: Array
 
+    def require_repeat_purchases(self, model: str) -> None:
+        """Refuse data in which no customer bought twice: the model is not identified.
+
+        Raises
+        ------
+        DataError
+            Naming the model and the number of customers.
+        """
+        if not np.any(self.frequency > 0):
+            raise DataError(
+                f"none of the {len(self.frequency)} customers made a repeat purchase, so "
+                f"{model} cannot learn purchase rates or drop-out; more history is needed",
+                column="frequency",
+            )
+
     def compressed(self) -> tuple[list[Array], Array]:
         """Return the unique (x, t_x, T) rows and how many customers share each."""
         return compress(self.frequency, self.recency, self.age)
@@ -46,7 +61,7 @@ def rfm_data(data: Any) -> RFM:
     DataError
         If a value is impossible: negative or fractional frequency, negative recency,
         recency beyond the customer's age, a positive recency without repeat purchases,
-        or a non-positive age. The message names the column and the first bad row.
+        or a negative age. The message names the column and the first bad row.
     """
     x = as_array("frequency", _column(data, "frequency", "x"))
     t_x = as_array("recency", _column(data, "recency", "t_x"))
@@ -61,7 +76,9 @@ def rfm_data(data: Any) -> RFM:
 
     fail((x < 0) | (x != np.round(x)), "frequency", "must be a whole number ≥ 0")
     fail(t_x < 0, "recency", "must be ≥ 0")
-    fail(t <= 0, "t", "must be > 0 (time from first purchase to the end)")
+    # T = 0 (first purchase on the last observed day) is legitimate: such a customer
+    # adds exactly 0 to the log-likelihood and is predicted as a new customer.
+    fail(t < 0, "t", "must be ≥ 0 (time from first purchase to the end)")
     fail(t_x > t + 1e-9, "recency", "cannot exceed t")
     fail((x == 0) & (t_x > 0), "recency", "must be 0 when frequency is 0")
     return RFM(frequency=x, recency=t_x, age=t)

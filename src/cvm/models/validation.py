@@ -29,6 +29,7 @@ __all__ = [
     "by_calibration_frequency",
     "choose_model",
     "frequency_recency_matrix",
+    "tracking",
 ]
 
 
@@ -194,6 +195,59 @@ def frequency_recency_matrix(
         index=pd.Index(np.arange(max_frequency + 1), name="frequency"),
         columns=pd.Index(np.round(recencies, 6), name="recency"),
     )
+
+
+def tracking(
+    model: Any,
+    births: npt.ArrayLike,
+    *,
+    periods: int,
+    actual: npt.ArrayLike | None = None,
+) -> pd.DataFrame:
+    """Return the expected repeat purchases of a cohort per period (incremental, cumulative).
+
+    The aggregate tracking of Fader, Hardie & Lee (2005), Fig. 2–3: a customer whose
+    first purchase is at time b (in model time units since the start of period 0) is
+    expected to have made E[X(τ − b)] repeat purchases by time τ, E[X(t)] being the
+    model's ``expected_purchases_new``; the cohort's expectation is the sum.
+
+    Parameters
+    ----------
+    model
+        A fitted purchase model with ``expected_purchases_new``.
+    births
+        Each customer's first purchase time, in model time units since the start.
+    periods
+        Number of unit-length periods to track.
+    actual
+        Optional observed repeat purchases per period (same length), e.g. from
+        :func:`cvm.features.repeat_purchases_by_period`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period``, ``expected``, ``expected_cumulative`` (and ``actual``,
+        ``actual_cumulative`` when given).
+    """
+    unique, counts = np.unique(np.asarray(births, dtype=np.float64), return_counts=True)
+    ends = np.arange(1, periods + 1, dtype=np.float64)
+    elapsed = np.maximum(ends[:, None] - unique[None, :], 0.0)
+    per_birth = np.asarray(model.expected_purchases_new(elapsed.ravel()), dtype=np.float64)
+    cumulative = per_birth.reshape(elapsed.shape) @ counts
+    frame = pd.DataFrame(
+        {
+            "period": np.arange(periods),
+            "expected": np.diff(cumulative, prepend=0.0),
+            "expected_cumulative": cumulative,
+        }
+    )
+    if actual is not None:
+        observed = np.asarray(actual, dtype=np.float64)
+        if len(observed) != periods:
+            raise ValueError(f"actual has {len(observed)} periods, expected {periods}")
+        frame["actual"] = observed
+        frame["actual_cumulative"] = np.cumsum(observed)
+    return frame
 
 
 def choose_model(results: list[Backtest]) -> tuple[Backtest, str]:

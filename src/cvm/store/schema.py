@@ -109,9 +109,33 @@ _V1: Final[list[str]] = [
     )""",
 ]
 
+_V2: Final[list[str]] = [
+    "ALTER TABLE customer_snapshots ADD COLUMN p_alive DOUBLE",
+    "ALTER TABLE customer_snapshots ADD COLUMN expected_purchases_90d DOUBLE",
+    "ALTER TABLE customer_snapshots ADD COLUMN expected_spend DOUBLE",
+    "ALTER TABLE customer_snapshots ADD COLUMN potential_value DOUBLE",
+    """CREATE TABLE model_fits (
+        run_id VARCHAR NOT NULL,
+        role VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        chosen BOOLEAN NOT NULL,
+        log_likelihood DOUBLE,
+        aic DOUBLE,
+        bic DOUBLE,
+        n_customers BIGINT,
+        converged BOOLEAN,
+        params JSON,
+        backtest JSON,
+        reason VARCHAR,
+        error VARCHAR,
+        fitted JSON
+    )""",
+]
+
 #: Ordered migrations: version → (description, statements).
 MIGRATIONS: Final[dict[int, tuple[str, list[str]]]] = {
     1: ("initial schema: transactions, customers, quarantine, ingest log, snapshots", _V1),
+    2: ("potential value in snapshots; model fits per run", _V2),
 }
 
 SCHEMA_VERSION: Final[int] = max(MIGRATIONS)

@@ -152,6 +152,7 @@ class Store:
             "customers": ("batch_id", "ingest_log", None),
             "customer_snapshots": ("run_id", "runs", "SELECT sum(n_customers) FROM runs"),
             "period_snapshots": ("run_id", "runs", "SELECT sum(n_periods) FROM runs"),
+            "model_fits": ("run_id", "runs", None),
         }
         removed: dict[str, int] = {}
         for table, (key, log, expected) in checks.items():
