@@ -376,6 +376,12 @@ def _maybe(value: float | None, pattern: str) -> str:
 @app.command("models")
 def models_command(
     run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            "--plots", help="Write diagnostic plots (SVG) into this folder.", file_okay=False
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     fmt: FormatOption = Format.table,
@@ -384,6 +390,7 @@ def models_command(
     settings = _settings(config)
     with _open_store(db, settings, read_only=True) as store:
         fits = model_fits(store, run_id=run)
+        written = _write_plots(store, run, plots) if plots is not None else []
     if fmt is Format.json:
         emit_json(fits)
         return
@@ -414,6 +421,20 @@ def models_command(
     for f in fits:
         if f["chosen"] and f["reason"]:
             console.print(f"Chosen {f['role']} model: {f['reason']}", markup=False)
+    for path in written:
+        console.print(f"wrote {path}", markup=False)
+
+
+def _write_plots(store: Store, run: str | None, folder: Path) -> list[Path]:
+    from cvm.report.model_plots import model_plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, svg in model_plots(store, run).items():
+        path = folder / name
+        path.write_text(svg, encoding="utf-8")
+        written.append(path)
+    return written
 
 
 # -- demo -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Every model follows the estimator contract of :class:`BaseModel` and saves to JS
 :func:`load_model` reads any of them back.
 """
 
-from cvm.models.base import BaseModel, load_model
+from cvm.models.base import BaseModel, load_model, model_from_dict
 from cvm.models.bgbb import BetaGeoBetaBinomModel
 from cvm.models.bgnbd import BetaGeoModel
 from cvm.models.gamma_gamma import GammaGammaModel, SpendFrequencyCorrelationWarning
@@ -26,4 +26,5 @@ __all__ = [
     "ShiftedBetaGeoModel",
     "SpendFrequencyCorrelationWarning",
     "load_model",
+    "model_from_dict",
 ]

@@ -28,7 +28,7 @@ from scipy import optimize
 
 from cvm.errors import ConvergenceError, DataError, ModelError, NotFittedError
 
-__all__ = ["Array", "BaseModel", "compress", "load_model"]
+__all__ = ["Array", "BaseModel", "compress", "load_model", "model_from_dict"]
 
 Array = npt.NDArray[np.float64]
 
@@ -301,6 +301,17 @@ def load_model(path: str | Path) -> BaseModel:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read a saved model: {exc}", path=path) from exc
+    return model_from_dict(data, path=path)
+
+
+def model_from_dict(data: dict[str, Any], *, path: str | Path | None = None) -> BaseModel:
+    """Rebuild any cvm model from :meth:`BaseModel.to_dict` output.
+
+    Raises
+    ------
+    ModelError
+        If the data do not name a known model.
+    """
     cls = _REGISTRY.get(str(data.get("model")))
     if cls is None:
         raise ModelError(f"unknown model {data.get('model')!r}", path=path)

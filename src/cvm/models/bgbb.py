@@ -10,7 +10,7 @@ across customers as Beta(α, β). A customer active at one opportunity becomes i
 before the next with probability θ (and never comes back); θ varies across customers
 as Beta(γ, δ); p and θ are independent. The first (acquisition) transaction is not
 counted. A customer's data are x repeat transactions in n opportunities, the last at
-opportunity t_x (0 if x = 0), and the likelihood is (FHS 2010, eq. 5)
+opportunity t_x (0 if x = 0), and the likelihood is (FHS 2010)
 
     L = B(α+x, β+n−x)/B(α, β) · B(γ, δ+n)/B(γ, δ)
         + Σ_{i=0}^{n−t_x−1} B(α+x, β+t_x−x+i)/B(α, β) · B(γ+1, δ+t_x+i)/B(γ, δ),
@@ -142,8 +142,11 @@ def _log_poch(z: npt.ArrayLike, m: npt.ArrayLike) -> Array:
     zs = np.where(big, z_arr, 10.0)
     end = zs + m_arr
     stirling = (zs - 0.5) * np.log1p(m_arr / zs) + m_arr * np.log(end) - m_arr
-    for k, c in enumerate(_STIRLING, start=1):
-        stirling = stirling + c * (end ** (1 - 2 * k) - zs ** (1 - 2 * k))
+    power_end, power_z = 1.0 / end, 1.0 / zs
+    square_end, square_z = power_end * power_end, power_z * power_z
+    for c in _STIRLING:
+        stirling = stirling + c * (power_end - power_z)
+        power_end, power_z = power_end * square_end, power_z * square_z
     zd = np.where(big, 1.0, z_arr)
     direct = gammaln(zd + m_arr) - gammaln(zd)
     result: Array = np.where(big, stirling, direct)
@@ -172,42 +175,80 @@ def _log_dropped_part(gamma: float, delta: float, m: npt.ArrayLike) -> Array:
     return result
 
 
-#: Below this argument (scaled by 1 + γ) lnΓ differences are taken from ``gammaln``.
+#: Where the asymptotic expansion of lnΓ(u+1) − lnΓ(u+γ) takes over, in units of 1 + γ.
 _ASYMPTOTIC_FROM = 40.0
 _N_TERMS = 10
 
 
-def _bernoulli_poly(degree: int, x: float) -> float:
-    """Return the Bernoulli polynomial B_degree(x)."""
-    numbers = bernoulli(degree)
-    return float(sum(comb(degree, k) * numbers[k] * x ** (degree - k) for k in range(degree + 1)))
+def _expansion_coefficients(gamma: float) -> list[float]:
+    """Return q_k = c_k / (1−γ), k = 1 … 10, of lnΓ(u+1) − lnΓ(u+γ) ~ (1−γ) ln u + Σ c_k u^{−k}.
 
-
-def _log_ratio_change(gamma: float, z: Array, m: Array) -> Array:
-    """D(z + m) − D(z), where D(u) = lnΓ(u + 1) − lnΓ(u + γ), for z > 0, m ≥ 0.
-
-    For large u, D(u) = (1−γ) ln u + Σ_k c_k u^{−k}, c_k = (−1)^{k+1} (B_{k+1}(1) −
-    B_{k+1}(γ)) / (k (k+1)) (the asymptotic expansion of a ratio of gamma functions),
-    so the change over [z, z + m] is taken as (1−γ) log1p(m/z) plus the series — exact
-    to rounding even when it is tiny next to lnΓ(z) (δ ≫ 1, e.g. a population that
-    hardly ever drops out). Below the threshold ``gammaln`` is used (small arguments,
-    small rounding).
+    c_k = (−1)^{k+1} (B_{k+1}(1) − B_{k+1}(γ)) / (k (k+1)) with B the Bernoulli
+    polynomials; writing B_{k+1}(1) − B_{k+1}(γ) = Σ_j b_j (1 − γ^j) and dividing each
+    1 − γ^j by 1 − γ exactly (1 + γ + … + γ^{j−1}) keeps q_k accurate as γ → 1.
     """
-    end = z + m
-    threshold = _ASYMPTOTIC_FROM * (1.0 + gamma)
-    mid = np.minimum(np.maximum(z, threshold), end)
-
-    def direct(u: Array) -> Array:
-        out: Array = gammaln(u + 1) - gammaln(u + gamma)
-        return out
-
-    near = direct(mid) - direct(z)
-    gap = np.where(mid == z, m, end - mid)
-    far = (1 - gamma) * np.log1p(gap / mid)
+    out = []
     for k in range(1, _N_TERMS + 1):
-        c = (-1) ** (k + 1) * (_bernoulli_poly(k + 1, 1.0) - _bernoulli_poly(k + 1, gamma))
-        far = far + c / (k * (k + 1)) * (end ** (-k) - mid ** (-k))
+        degree = k + 1
+        numbers = bernoulli(degree)
+        total = 0.0
+        for j in range(1, degree + 1):
+            b_j = comb(degree, j) * numbers[degree - j]
+            total += b_j * sum(gamma**i for i in range(j))
+        out.append((-1) ** (k + 1) * total / (k * (k + 1)))
+    return out
+
+
+def _scaled_change(gamma: float, z: Array, m: Array) -> Array:
+    """Return (D(z+m) − D(z)) / (1−γ), D(u) = lnΓ(u+1) − lnΓ(u+γ), for z > 0, m ≥ 0.
+
+    Beyond u = 40 (1+γ) the expansion D(u) = (1−γ) ln u + Σ c_k u^{−k} is differenced
+    as log1p(gap/u) plus the series, exact to rounding even where the change is tiny next
+    to lnΓ(u) (δ ≫ 1: a population that hardly ever drops out). Below it, for γ near 1
+    the whole-number steps D(u+1) − D(u) = log1p((1−γ)/(u+γ)) are summed divided by
+    1 − γ, which stays exact as γ → 1 (the limit is ψ(z+m+1) − ψ(z+1)); otherwise the
+    change is a difference of log rising factorials (:func:`_log_poch`).
+    """
+    z, m = np.broadcast_arrays(np.asarray(z, np.float64), np.asarray(m, np.float64))
+    one_minus = 1.0 - gamma
+    threshold = _ASYMPTOTIC_FROM * (1.0 + gamma)
+    if abs(one_minus) >= 0.5:
+        mid = np.minimum(np.maximum(z, threshold), z + m)
+        near = (_log_poch(z + 1, mid - z) - _log_poch(z + gamma, mid - z)) / one_minus
+        gap = np.where(mid == z, m, (z + m) - mid)
+    else:
+        steps = np.minimum(m, np.maximum(0.0, np.ceil(threshold - z)))
+        j = np.arange(int(steps.max()) if steps.size else 0, dtype=np.float64)
+        u = z[..., None] + j
+        y = one_minus / (u + gamma)
+        safe = np.where(y == 0, 1.0, y)
+        ratio = np.where(np.abs(y) < 1e-4, 1 - y / 2 + y * y / 3, np.log1p(y) / safe)
+        near = np.sum(np.where(j < steps[..., None], ratio / (u + gamma), 0.0), axis=-1)
+        mid, gap = z + steps, m - steps
+    end = mid + gap
+    base = np.where(gap > 0, mid, 1.0)
+    tip = np.where(gap > 0, end, 1.0)
+    far = np.log1p(gap / base)
+    for k, q in enumerate(_expansion_coefficients(gamma), start=1):
+        far = far + q * (tip ** (-k) - base ** (-k))
     result: Array = near + far
+    return result
+
+
+def _log_expm1_ratio(w: Array) -> Array:
+    """Return ln((e^w − 1)/w), with the limit 0 at w = 0, for any real w."""
+    small = np.abs(w) < 1e-8
+    pos = np.where(w > 0, w, 1.0)
+    neg = np.where(w < 0, w, -1.0)
+    result: Array = np.where(
+        small,
+        w / 2,
+        np.where(
+            w > 0,
+            pos + np.log(-np.expm1(-pos)) - np.log(pos),
+            np.log(-np.expm1(neg)) - np.log(-neg),
+        ),
+    )
     return result
 
 
@@ -215,23 +256,21 @@ def _log_survival_sum(gamma: float, delta: float, start: Array, horizon: Array) 
     """Return ln Σ_{k=1}^{m} B(γ, δ+s+k)/B(γ, δ), s = ``start``, m = ``horizon``.
 
     The sum is the expected number of the opportunities s+1 … s+m at which a customer
-    alive at opportunity s is still alive. Closed form (FHS 2010, eq. 9 and 13), by
-    telescoping: δ/(γ−1) · Γ(γ+δ)/Γ(1+δ) · [Γ(1+δ+s)/Γ(γ+δ+s) − Γ(1+δ+s+m)/Γ(γ+δ+s+m)],
-    computed as δ/(γ−1) · exp(D(δ+s) − D(δ)) · (−expm1(D(δ+s+m) − D(δ+s))) with the
-    changes of D from :func:`_log_ratio_change`; for γ = 1 it is δ (ψ(1+δ+s+m) − ψ(1+δ+s)).
+    alive at opportunity s is still alive. Closed form (FHS 2010; cf. eq. 13), by
+    telescoping: δ/(γ−1) · Γ(γ+δ)/Γ(1+δ) · [Γ(1+δ+s)/Γ(γ+δ+s) − Γ(1+δ+s+m)/Γ(γ+δ+s+m)]
+    = δ · e^{(1−γ) K(δ, s)} · K(δ+s, m) · (e^w − 1)/w, w = (1−γ) K(δ+s, m), with K from
+    :func:`_scaled_change`: no division by γ − 1, so γ = 1 needs no special case.
     Returned as a logarithm (−inf for m = 0) so that callers can combine it with other
     extreme factors without overflow.
     """
     s, m = np.broadcast_arrays(np.asarray(start, np.float64), np.asarray(horizon, np.float64))
+    lead = _scaled_change(gamma, np.full(s.shape, delta), s)
+    change = _scaled_change(gamma, delta + s, m)
     with np.errstate(divide="ignore"):
-        if abs(gamma - 1.0) < 1e-7:
-            near_one: Array = np.log(delta) + np.log(
-                digamma(1 + delta + (s + m)) - digamma(1 + delta + s)
-            )
-            return near_one
-        lead = _log_ratio_change(gamma, np.full(s.shape, delta), s)
-        change = _log_ratio_change(gamma, delta + s, m)
-        result: Array = np.log(delta) + lead + np.log(-np.expm1(change) / (gamma - 1))
+        log_change = np.log(change)
+    result: Array = (
+        np.log(delta) + (1 - gamma) * lead + log_change + _log_expm1_ratio((1 - gamma) * change)
+    )
     return result
 
 
@@ -315,19 +354,21 @@ class BetaGeoBetaBinomModel(BaseModel):
         theta: Array, x: Array, t_x: Array, n: Array, width: int, *, gradient: bool
     ) -> tuple[Array, Array]:
         alpha, beta, gamma, delta = theta
-        # Column 0: alive through all n opportunities; column 1 + i: dropped out right
-        # after opportunity t_x + i, i = 0 … n − t_x − 1 (masked beyond that).
-        i = np.arange(width)
-        mask = i[None, :] < (n - t_x)[:, None]
-        m = np.concatenate([n[:, None], t_x[:, None] + i[None, :]], axis=1)
-        m = np.where(np.concatenate([np.ones((len(x), 1), bool), mask], axis=1), m, n[:, None])
-        dropped = np.zeros(m.shape, bool)
-        dropped[:, 1:] = True
+        # Column 0: alive through all n opportunities. Column 1 + i: alive through
+        # opportunity t_x + i and gone before the next, i = 0 … n − t_x − 1; the cells
+        # beyond that are padding (set to t_x, a harmless value) and masked out.
+        i = np.arange(width, dtype=np.float64)
+        valid = np.ones((len(x), width + 1), bool)
+        valid[:, 1:] = i[None, :] < (n - t_x)[:, None]
+        m = np.empty((len(x), width + 1))
+        m[:, 0] = n
+        m[:, 1:] = np.where(valid[:, 1:], t_x[:, None] + i[None, :], t_x[:, None])
+        dropped = np.ones(m.shape)
+        dropped[:, 0] = 0.0
         xc = x[:, None]
-        terms = _log_purchase_part(alpha, beta, xc, m) + np.where(
-            dropped, _log_dropped_part(gamma, delta, m), _log_alive_part(gamma, delta, m)
-        )
-        valid = np.concatenate([np.ones((len(x), 1), bool), mask], axis=1)
+        terms = _log_purchase_part(alpha, beta, xc, m)
+        terms[:, 0] += _log_alive_part(gamma, delta, n)
+        terms[:, 1:] += _log_dropped_part(gamma, delta, m[:, 1:])
         terms = np.where(valid, terms, -np.inf)
         ll: Array = logsumexp(terms, axis=1)
         if not gradient:
@@ -353,7 +394,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         return rows.frequency, rows.recency, rows.n_periods
 
     def probability_alive(self, data: Any) -> Array:
-        """P(alive at opportunity n + 1 | x, t_x, n) per row (FHS 2010, eq. 11).
+        """P(alive at opportunity n + 1 | x, t_x, n) per row (FHS 2010).
 
         Parameters
         ----------
@@ -405,7 +446,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         return result
 
     def expected_purchases_new(self, n: float | npt.ArrayLike) -> Array:
-        """E[X(n)]: expected transactions in the first ``n`` opportunities (FHS 2010, eq. 9).
+        """E[X(n)]: expected transactions in the first ``n`` opportunities (FHS 2010).
 
         E[X(n)] = α/(α+β) · δ/(γ−1) · [1 − Γ(γ+δ)/Γ(1+δ) · Γ(1+δ+n)/Γ(γ+δ+n)], for a
         customer just acquired (repeat transactions only).

@@ -1,0 +1,1 @@
+"""Reports and charts built from analysis runs (an interface layer)."""
