@@ -40,7 +40,7 @@ def donations() -> pd.DataFrame:
     return frame.rename(columns={"periods": "n_periods"})
 
 
-REGULAR = np.array([1000, 869, 743, 653, 593, 551, 517, 491])
+HIGH_END = np.array([1000, 869, 743, 653, 593, 551, 517, 491])  # Fader & Hardie 2007
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ CASES = [
     Case(ParetoNBDModel, cdnow, lambda m, d: m.probability_alive(d), 0.0, 1.0),
     Case(GammaGammaModel, cdnow, lambda m, d: m.expected_spend(d), 0.0, np.inf),
     Case(BetaGeoBetaBinomModel, donations, lambda m, d: m.probability_alive(d), 0.0, 1.0),
-    Case(ShiftedBetaGeoModel, lambda: REGULAR, lambda m, d: m.survival(np.arange(1, 13)), 0.0, 1.0),
+    Case(
+        ShiftedBetaGeoModel, lambda: HIGH_END, lambda m, d: m.survival(np.arange(1, 13)), 0.0, 1.0
+    ),
 ]
 
 

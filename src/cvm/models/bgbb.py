@@ -27,16 +27,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import bernoulli, comb, digamma, gammaln, logsumexp
+from scipy.special import digamma, gammaln, logsumexp
 
 from cvm.errors import DataError, SchemaError
 from cvm.models.base import Array, BaseModel, as_array
-from cvm.models.data import _column
+from cvm.models.data import column
+from cvm.models.special import log_pochhammer, scaled_change
 
 __all__ = ["BetaGeoBetaBinomModel"]
 
 #: Largest matrix (rows × terms of the sum) evaluated at once, to bound memory.
-_CHUNK_CELLS = 2_000_000
+_CHUNK_CELLS = 500_000
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,11 @@ def _patterns(data: Any) -> _Patterns:
         transactions, or a negative weight. The message names the column and the first
         bad row.
     """
-    x = as_array("frequency", _column(data, "frequency", "x"))
-    t_x = as_array("recency", _column(data, "recency", "t_x"))
-    n = as_array("n_periods", _column(data, "n_periods", "periods", "n", "T"))
+    x = as_array("frequency", column(data, "frequency", "x"))
+    t_x = as_array("recency", column(data, "recency", "t_x"))
+    n = as_array("n_periods", column(data, "n_periods", "periods", "n", "T"))
     try:
-        raw_weights: Any = _column(data, "weights", "count")
+        raw_weights: Any = column(data, "weights", "count")
     except SchemaError:
         raw_weights = np.ones(len(x))
     w = as_array("weights", raw_weights)
@@ -111,127 +112,33 @@ def _whole(name: str, values: npt.ArrayLike, minimum: int) -> Array:
     bad = ~np.isfinite(array) | (array < minimum) | (array != np.round(array))
     if np.any(bad):
         first = array.ravel()[int(np.flatnonzero(bad.ravel())[0])]
-        raise DataError(f"must be a whole number ≥ {minimum}, got {first!r}", column=name)
+        raise DataError(f"must be a whole number ≥ {minimum}, got {first:g}", column=name)
     return array
-
-
-#: Stirling-series coefficients B_2k / (2k (2k−1)), k = 1 … 8.
-_STIRLING = (
-    1 / 12,
-    -1 / 360,
-    1 / 1260,
-    -1 / 1680,
-    1 / 1188,
-    -691 / 360360,
-    1 / 156,
-    -3617 / 122400,
-)
-
-
-def _log_poch(z: npt.ArrayLike, m: npt.ArrayLike) -> Array:
-    """Return ln Γ(z+m)/Γ(z) (the log rising factorial) for z > 0, m ≥ 0.
-
-    ``gammaln(z+m) − gammaln(z)`` (and scipy's ``betaln``) lose absolute accuracy for
-    large z — about 1e-6 in the log at z ≈ 1e8, more than the whole quantity when m is
-    small. For z ≥ 10 the Stirling series is differenced term by term instead,
-    (z−½) log1p(m/z) + m ln(z+m) − m + Σ_k c_k ((z+m)^{1−2k} − z^{1−2k}), accurate to
-    rounding at any size.
-    """
-    z_arr, m_arr = np.broadcast_arrays(np.asarray(z, np.float64), np.asarray(m, np.float64))
-    big = z_arr >= 10
-    zs = np.where(big, z_arr, 10.0)
-    end = zs + m_arr
-    stirling = (zs - 0.5) * np.log1p(m_arr / zs) + m_arr * np.log(end) - m_arr
-    power_end, power_z = 1.0 / end, 1.0 / zs
-    square_end, square_z = power_end * power_end, power_z * power_z
-    for c in _STIRLING:
-        stirling = stirling + c * (power_end - power_z)
-        power_end, power_z = power_end * square_end, power_z * square_z
-    zd = np.where(big, 1.0, z_arr)
-    direct = gammaln(zd + m_arr) - gammaln(zd)
-    result: Array = np.where(big, stirling, direct)
-    return result
 
 
 def _log_purchase_part(alpha: float, beta: float, x: npt.ArrayLike, m: npt.ArrayLike) -> Array:
     """Return ln B(α+x, β+m−x)/B(α, β): x transactions in m opportunities, one order."""
     x_arr, m_arr = np.asarray(x, np.float64), np.asarray(m, np.float64)
     result: Array = (
-        _log_poch(alpha, x_arr) + _log_poch(beta, m_arr - x_arr) - _log_poch(alpha + beta, m_arr)
+        log_pochhammer(alpha, x_arr)
+        + log_pochhammer(beta, m_arr - x_arr)
+        - log_pochhammer(alpha + beta, m_arr)
     )
     return result
 
 
 def _log_alive_part(gamma: float, delta: float, m: npt.ArrayLike) -> Array:
     """Return ln B(γ, δ+m)/B(γ, δ): still active at opportunity m + 1 (m survivals)."""
-    result: Array = _log_poch(delta, m) - _log_poch(gamma + delta, m)
+    result: Array = log_pochhammer(delta, m) - log_pochhammer(gamma + delta, m)
     return result
 
 
 def _log_dropped_part(gamma: float, delta: float, m: npt.ArrayLike) -> Array:
     """Return ln B(γ+1, δ+m)/B(γ, δ): active through opportunity m, then dropped out."""
     m_arr = np.asarray(m, np.float64)
-    result: Array = np.log(gamma) + _log_poch(delta, m_arr) - _log_poch(gamma + delta, m_arr + 1)
-    return result
-
-
-#: Where the asymptotic expansion of lnΓ(u+1) − lnΓ(u+γ) takes over, in units of 1 + γ.
-_ASYMPTOTIC_FROM = 40.0
-_N_TERMS = 10
-
-
-def _expansion_coefficients(gamma: float) -> list[float]:
-    """Return q_k = c_k / (1−γ), k = 1 … 10, of lnΓ(u+1) − lnΓ(u+γ) ~ (1−γ) ln u + Σ c_k u^{−k}.
-
-    c_k = (−1)^{k+1} (B_{k+1}(1) − B_{k+1}(γ)) / (k (k+1)) with B the Bernoulli
-    polynomials; writing B_{k+1}(1) − B_{k+1}(γ) = Σ_j b_j (1 − γ^j) and dividing each
-    1 − γ^j by 1 − γ exactly (1 + γ + … + γ^{j−1}) keeps q_k accurate as γ → 1.
-    """
-    out = []
-    for k in range(1, _N_TERMS + 1):
-        degree = k + 1
-        numbers = bernoulli(degree)
-        total = 0.0
-        for j in range(1, degree + 1):
-            b_j = comb(degree, j) * numbers[degree - j]
-            total += b_j * sum(gamma**i for i in range(j))
-        out.append((-1) ** (k + 1) * total / (k * (k + 1)))
-    return out
-
-
-def _scaled_change(gamma: float, z: Array, m: Array) -> Array:
-    """Return (D(z+m) − D(z)) / (1−γ), D(u) = lnΓ(u+1) − lnΓ(u+γ), for z > 0, m ≥ 0.
-
-    Beyond u = 40 (1+γ) the expansion D(u) = (1−γ) ln u + Σ c_k u^{−k} is differenced
-    as log1p(gap/u) plus the series, exact to rounding even where the change is tiny next
-    to lnΓ(u) (δ ≫ 1: a population that hardly ever drops out). Below it, for γ near 1
-    the whole-number steps D(u+1) − D(u) = log1p((1−γ)/(u+γ)) are summed divided by
-    1 − γ, which stays exact as γ → 1 (the limit is ψ(z+m+1) − ψ(z+1)); otherwise the
-    change is a difference of log rising factorials (:func:`_log_poch`).
-    """
-    z, m = np.broadcast_arrays(np.asarray(z, np.float64), np.asarray(m, np.float64))
-    one_minus = 1.0 - gamma
-    threshold = _ASYMPTOTIC_FROM * (1.0 + gamma)
-    if abs(one_minus) >= 0.5:
-        mid = np.minimum(np.maximum(z, threshold), z + m)
-        near = (_log_poch(z + 1, mid - z) - _log_poch(z + gamma, mid - z)) / one_minus
-        gap = np.where(mid == z, m, (z + m) - mid)
-    else:
-        steps = np.minimum(m, np.maximum(0.0, np.ceil(threshold - z)))
-        j = np.arange(int(steps.max()) if steps.size else 0, dtype=np.float64)
-        u = z[..., None] + j
-        y = one_minus / (u + gamma)
-        safe = np.where(y == 0, 1.0, y)
-        ratio = np.where(np.abs(y) < 1e-4, 1 - y / 2 + y * y / 3, np.log1p(y) / safe)
-        near = np.sum(np.where(j < steps[..., None], ratio / (u + gamma), 0.0), axis=-1)
-        mid, gap = z + steps, m - steps
-    end = mid + gap
-    base = np.where(gap > 0, mid, 1.0)
-    tip = np.where(gap > 0, end, 1.0)
-    far = np.log1p(gap / base)
-    for k, q in enumerate(_expansion_coefficients(gamma), start=1):
-        far = far + q * (tip ** (-k) - base ** (-k))
-    result: Array = near + far
+    result: Array = (
+        np.log(gamma) + log_pochhammer(delta, m_arr) - log_pochhammer(gamma + delta, m_arr + 1)
+    )
     return result
 
 
@@ -259,13 +166,13 @@ def _log_survival_sum(gamma: float, delta: float, start: Array, horizon: Array) 
     alive at opportunity s is still alive. Closed form (FHS 2010; cf. eq. 13), by
     telescoping: δ/(γ−1) · Γ(γ+δ)/Γ(1+δ) · [Γ(1+δ+s)/Γ(γ+δ+s) − Γ(1+δ+s+m)/Γ(γ+δ+s+m)]
     = δ · e^{(1−γ) K(δ, s)} · K(δ+s, m) · (e^w − 1)/w, w = (1−γ) K(δ+s, m), with K from
-    :func:`_scaled_change`: no division by γ − 1, so γ = 1 needs no special case.
+    :func:`scaled_change`: no division by γ − 1, so γ = 1 needs no special case.
     Returned as a logarithm (−inf for m = 0) so that callers can combine it with other
     extreme factors without overflow.
     """
     s, m = np.broadcast_arrays(np.asarray(start, np.float64), np.asarray(horizon, np.float64))
-    lead = _scaled_change(gamma, np.full(s.shape, delta), s)
-    change = _scaled_change(gamma, delta + s, m)
+    lead = scaled_change(gamma, np.full(s.shape, delta), s)
+    change = scaled_change(gamma, delta + s, m)
     with np.errstate(divide="ignore"):
         log_change = np.log(change)
     result: Array = (
@@ -395,6 +302,10 @@ class BetaGeoBetaBinomModel(BaseModel):
 
     def probability_alive(self, data: Any) -> Array:
         """P(alive at opportunity n + 1 | x, t_x, n) per row (FHS 2010).
+
+        P(alive) = B(α+x, β+n−x)/B(α, β) · B(γ, δ+n+1)/B(γ, δ) / L(α, β, γ, δ | x, t_x, n):
+        the share of the likelihood from histories in which the customer survived all n
+        opportunities and the next dropout draw.
 
         Parameters
         ----------

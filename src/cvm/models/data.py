@@ -11,7 +11,7 @@ import numpy as np
 from cvm.errors import DataError, SchemaError
 from cvm.models.base import Array, as_array, compress
 
-__all__ = ["RFM", "rfm_data"]
+__all__ = ["RFM", "column", "rfm_data"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,14 @@ class RFM:
         return compress(self.frequency, self.recency, self.age)
 
 
-def _column(data: Any, *names: str) -> Any:
+def column(data: Any, *names: str) -> Any:
+    """Return the first of ``names`` present as a column of a DataFrame or mapping.
+
+    Raises
+    ------
+    SchemaError
+        Naming the first name, when none is present.
+    """
     for name in names:
         if isinstance(data, Mapping) and name in data:
             return data[name]
@@ -63,9 +70,9 @@ def rfm_data(data: Any) -> RFM:
         recency beyond the customer's age, a positive recency without repeat purchases,
         or a negative age. The message names the column and the first bad row.
     """
-    x = as_array("frequency", _column(data, "frequency", "x"))
-    t_x = as_array("recency", _column(data, "recency", "t_x"))
-    t = as_array("t", _column(data, "t", "T"))
+    x = as_array("frequency", column(data, "frequency", "x"))
+    t_x = as_array("recency", column(data, "recency", "t_x"))
+    t = as_array("t", column(data, "t", "T"))
     if not len(x) == len(t_x) == len(t):
         raise DataError("frequency, recency and t must have the same length")
 

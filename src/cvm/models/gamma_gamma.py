@@ -33,7 +33,7 @@ from scipy.special import digamma, gammaln
 
 from cvm.errors import DataError, ModelError
 from cvm.models.base import Array, BaseModel, as_array, compress
-from cvm.models.data import _column
+from cvm.models.data import column
 
 __all__ = ["GammaGammaModel", "SpendFrequencyCorrelationWarning"]
 
@@ -58,8 +58,8 @@ def _spend_data(data: Any) -> tuple[Array, Array]:
         negative monetary value, or a monetary value of zero for a customer with repeat
         purchases. The message names the column and the first bad row.
     """
-    x = as_array("frequency", _column(data, "frequency", "x"))
-    m = as_array("monetary_value", _column(data, "monetary_value"))
+    x = as_array("frequency", column(data, "frequency", "x"))
+    m = as_array("monetary_value", column(data, "monetary_value"))
     if len(x) != len(m):
         raise DataError(
             f"frequency and monetary_value must have the same length ({len(x)} ≠ {len(m)})"

@@ -34,7 +34,7 @@ from scipy.special import digamma, polygamma
 
 from cvm.errors import DataError
 from cvm.models.base import Array, BaseModel, as_array
-from cvm.models.bgbb import _log_poch
+from cvm.models.special import log_pochhammer, scaled_change
 
 __all__ = ["ShiftedBetaGeoModel"]
 
@@ -45,13 +45,15 @@ def _survivors(values: npt.ArrayLike) -> Array:
     Raises
     ------
     DataError
-        If there are fewer than two counts, a count is negative or not finite, the
-        first is not positive, or a count exceeds the one before it.
+        If there are fewer than three counts (two periods), a count is negative or not
+        finite, the first is not positive, a count exceeds the one before it, or the data
+        cannot identify the model: nobody lost, or everybody lost in the first period.
     """
     counts = as_array("survivors", values)
-    if len(counts) < 2:
+    if len(counts) < 3:
         raise DataError(
-            f"need the cohort size and at least one later count, got {len(counts)} value(s)",
+            "need the cohort size and at least two later counts (two renewal periods) to "
+            f"tell alpha from beta, got {len(counts)} value(s)",
             column="survivors",
         )
     if counts[0] <= 0:
@@ -70,18 +72,39 @@ def _survivors(values: npt.ArrayLike) -> Array:
             f"period {t - 1} (give one cohort's survivors, not new sign-ups)",
             column="survivors",
         )
+    if counts[-1] == counts[0]:
+        raise DataError(
+            "no customer was lost over the observed periods, so churn cannot be estimated",
+            column="survivors",
+        )
+    if counts[1] == 0:
+        raise DataError(
+            "every customer was lost in the first period, so churn heterogeneity cannot be "
+            "estimated",
+            column="survivors",
+        )
     return counts
 
 
 def _log_survival(alpha: float, beta: float, t: Array) -> Array:
-    """Return ln S(t) = ln B(α, β+t)/B(α, β) = ln (β)_t − ln (α+β)_t."""
-    result: Array = _log_poch(beta, t) - _log_poch(alpha + beta, t)
+    """Return ln S(t) = ln B(α, β+t)/B(α, β) = ln (β)_t − ln (α+β)_t.
+
+    When α ≪ β the two log rising factorials nearly cancel; then ln S(t) is taken as
+    −α K, K the scaled change of :func:`cvm.models.special.scaled_change` with γ = 1 + α
+    from β − 1 (exact as α → 0), so that S stays ≤ 1 and non-increasing to rounding.
+    """
+    if alpha < 0.5 and beta >= 1:
+        precise: Array = -alpha * scaled_change(1.0 + alpha, np.asarray(beta - 1.0), t)
+        return precise
+    result: Array = log_pochhammer(beta, t) - log_pochhammer(alpha + beta, t)
     return result
 
 
 def _log_churn(alpha: float, beta: float, t: Array) -> Array:
-    """Return ln P(T = t) = ln B(α+1, β+t−1)/B(α, β) = ln α + ln (β)_{t−1} − ln (α+β)_t."""
-    result: Array = np.log(alpha) + _log_poch(beta, t - 1) - _log_poch(alpha + beta, t)
+    """Return ln P(T = t) = ln B(α+1, β+t−1)/B(α, β) = ln α − ln(α+β+t−1) + ln S(t−1)."""
+    result: Array = (
+        np.log(alpha) - np.log(alpha + beta + (t - 1)) + _log_survival(alpha, beta, t - 1)
+    )
     return result
 
 
@@ -133,7 +156,7 @@ def _periods(name: str, values: npt.ArrayLike, minimum: int) -> Array:
     bad = ~np.isfinite(array) | (array < minimum) | (array != np.round(array))
     if np.any(bad):
         first = array.ravel()[int(np.flatnonzero(bad.ravel())[0])]
-        raise DataError(f"must be a whole number ≥ {minimum}, got {first!r}", column=name)
+        raise DataError(f"must be a whole number ≥ {minimum}, got {first:g}", column=name)
     return array
 
 
@@ -160,7 +183,8 @@ class ShiftedBetaGeoModel(BaseModel):
     >>> model = ShiftedBetaGeoModel().fit([1000, 869, 743, 653, 593, 551, 517, 491])
     >>> round(model.params_["alpha"], 3), round(model.params_["beta"], 3)
     (0.668, 3.806)
-    >>> round(float(model.survival(12)[0]), 3)                 # doctest: +SKIP
+    >>> round(float(model.survival(12)[0]), 3)  # projected share active after 12 years
+    0.378
     """
 
     param_names = ("alpha", "beta")
