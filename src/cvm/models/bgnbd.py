@@ -76,40 +76,38 @@ class BetaGeoModel(BaseModel):
         (x, t_x, t), weights = rfm.compressed()
         self._scale = float(np.average(t, weights=weights)) or 1.0
         has_repeat = x > 0
+        # Every gamma/beta/digamma term depends on x alone, which takes few distinct
+        # values: evaluate those once per distinct x and gather; per row only the logs
+        # of α + T and α + t_x remain.
+        ux, ix = np.unique(x, return_inverse=True)
+        u_repeat = ux > 0
 
         def objective(log_theta: Array) -> tuple[float, Array]:
             r, alpha, a, b = np.exp(log_theta)
             c = r + x
-            base = gammaln(c) - gammaln(r) + r * np.log(alpha)
-            a2 = betaln(a, b + x) - betaln(a, b) - c * np.log(alpha + t)
-            a3 = np.where(
-                has_repeat,
-                betaln(a + 1, np.maximum(b + x - 1, 1e-300))
-                - betaln(a, b)
-                - c * np.log(alpha + t_x),
-                -np.inf,
-            )
+            bm1 = np.maximum(b + ux - 1, 1e-300)
+            ab, abx = digamma(a + b), digamma(a + b + ux)
+            lbeta_ab = betaln(a, b)
+            base_u = gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
+            beta2_u = betaln(a, b + ux) - lbeta_ab
+            beta3_u = np.where(u_repeat, betaln(a + 1, bm1) - lbeta_ab, -np.inf)
+            log_at, log_atx = np.log(alpha + t), np.log(alpha + t_x)
+            a2 = beta2_u[ix] - c * log_at
+            a3 = np.where(has_repeat, beta3_u[ix] - c * log_atx, -np.inf)
             mix = np.logaddexp(a2, a3)
-            ll = base + mix
+            ll = base_u[ix] + mix
             w3 = np.exp(a3 - mix)
             w2 = 1.0 - w3
-            ab = digamma(a + b)
-            abx = digamma(a + b + x)
-            d_r = (
-                digamma(c)
-                - digamma(r)
-                + np.log(alpha)
-                - w2 * np.log(alpha + t)
-                - w3 * np.log(alpha + t_x)
-            )
-            d_alpha = r / alpha - w2 * c / (alpha + t) - w3 * c / (alpha + t_x)
-            d_a = w2 * (ab - abx) + w3 * (digamma(a + 1) - digamma(a) + ab - abx)
-            d_b = w2 * (digamma(b + x) - digamma(b) + ab - abx) + w3 * np.where(
-                has_repeat, digamma(np.maximum(b + x - 1, 1e-300)) - digamma(b) + ab - abx, 0.0
-            )
+            d_r = (digamma(r + ux) - digamma(r))[ix] + np.log(alpha) - w2 * log_at - w3 * log_atx
+            d_alpha = r / alpha - c * (w2 / (alpha + t) + w3 / (alpha + t_x))
+            da2_u = ab - abx
+            da3 = digamma(a + 1) - digamma(a)
+            db2_u = digamma(b + ux) - digamma(b) + ab - abx
+            db3_u = np.where(u_repeat, digamma(bm1) - digamma(b) + ab - abx, 0.0)
+            d_a = w2 * da2_u[ix] + w3 * (da3 + da2_u[ix])
+            d_b = w2 * db2_u[ix] + w3 * db3_u[ix]
             grads = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
-            value = -float(weights @ ll)
-            return value, -(grads @ weights)
+            return -float(weights @ ll), -(grads @ weights)
 
         self._optimize(objective, n_customers=int(weights.sum()), n_rows=len(weights))
         return self

@@ -203,22 +203,32 @@ class GammaGammaModel(BaseModel):
         log_xm = np.log(x) + log_m
         constant = -float(weights @ log_m)  # the Jacobian term −Σ log m̄
         n = int(weights.sum())
+        # The log-gamma terms depend on x alone, which takes few distinct values: they
+        # are evaluated once per distinct x; only two logs per row remain.
+        unique_x, index = np.unique(x, return_inverse=True)
+        w_unique = np.bincount(index, weights=weights)
+        wx = weights * x
+        total = float(weights.sum())
 
         def objective(log_theta: Array) -> tuple[float, Array]:
             p, q, g = np.exp(log_theta)
-            px = p * x
+            pu = p * unique_x
+            psi = digamma(pu + q)
+            ll_x = float(w_unique @ (gammaln(pu + q) - gammaln(pu))) - total * float(gammaln(q))
             # log(1 + γ/(xm̄)) and log(1 + xm̄/γ), stable for any ratio.
             ratio = math.log(g) - log_xm
             log1p_g_xm = np.logaddexp(0.0, ratio)
             log1p_xm_g = np.logaddexp(0.0, -ratio)
-            ll = gammaln(px + q) - gammaln(px) - gammaln(q) - px * log1p_g_xm - q * log1p_xm_g
-            psi = digamma(px + q)
-            d_log_p = px * (psi - digamma(px) - log1p_g_xm)
-            d_log_q = q * (psi - digamma(q) - log1p_xm_g)
+            share_g = np.exp(-log1p_xm_g)  # γ/(γ+xm̄)
+            wx_l1 = float(wx @ log1p_g_xm)
+            ll = ll_x - p * wx_l1 - q * float(weights @ log1p_xm_g)
+            d_log_p = p * float(w_unique @ (unique_x * (psi - digamma(pu)))) - p * wx_l1
+            d_log_q = q * (float(w_unique @ psi) - total * float(digamma(q))) - q * float(
+                weights @ log1p_xm_g
+            )
             # γ · (q/γ − (px+q)/(γ+xm̄)) = q · xm̄/(γ+xm̄) − px · γ/(γ+xm̄)
-            d_log_g = q * np.exp(-log1p_g_xm) - px * np.exp(-log1p_xm_g)
-            grads = np.array([d_log_p, d_log_q, d_log_g])
-            return -float(weights @ ll) - constant, -(grads @ weights)
+            d_log_g = q * (total - float(weights @ share_g)) - p * float(wx @ share_g)
+            return -ll - constant, -np.array([d_log_p, d_log_q, d_log_g])
 
         self._optimize(objective, n_customers=n, n_rows=len(weights))
         self.params_["v"] *= scale
