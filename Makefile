@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_DIR ?= cvm-demo
 DEV_STAMP := $(VENV)/.dev-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: run the benchmarks; results land in bench/results/
+## bench: run the foundation benchmark; results land in bench/results/
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run_foundation.py
+
+## bench-models: install the peers (lifetimes, pymc-marketing, clvkit) and compare the models
+bench-models: $(DEV_STAMP)
+	bash bench/peers/setup.sh
+	$(BIN)/python bench/run_models.py --sizes 10000 100000 1000000
 
 clean:
 	rm -rf $(VENV) cvm-demo .pytest_cache .mypy_cache .ruff_cache
