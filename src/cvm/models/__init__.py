@@ -14,6 +14,7 @@ from cvm.models.bgnbd import BetaGeoModel
 from cvm.models.gamma_gamma import GammaGammaModel, SpendFrequencyCorrelationWarning
 from cvm.models.mbgnbd import ModifiedBetaGeoModel
 from cvm.models.pareto_nbd import ParetoNBDModel
+from cvm.models.repeat import RepeatPurchaseModel
 from cvm.models.sbg import ShiftedBetaGeoModel
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "GammaGammaModel",
     "ModifiedBetaGeoModel",
     "ParetoNBDModel",
+    "RepeatPurchaseModel",
     "ShiftedBetaGeoModel",
     "SpendFrequencyCorrelationWarning",
     "load_model",

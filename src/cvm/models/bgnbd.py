@@ -22,13 +22,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from cvm.models.base import Array, BaseModel
-from cvm.models.data import RFM, rfm_data
+from cvm.models.base import Array
+from cvm.models.repeat import RepeatPurchaseModel
 
 __all__ = ["BetaGeoModel"]
 
 
-class BetaGeoModel(BaseModel):
+class BetaGeoModel(RepeatPurchaseModel):
     """The BG/NBD model of repeat purchasing (Fader, Hardie & Lee 2005).
 
     Parameters
@@ -71,10 +71,7 @@ class BetaGeoModel(BaseModel):
         BetaGeoModel
             ``self``, fitted.
         """
-        rfm = rfm_data(data)
-        rfm.require_repeat_purchases(type(self).__name__)
-        (x, t_x, t), weights = rfm.compressed()
-        self._scale = float(np.average(t, weights=weights)) or 1.0
+        x, t_x, t, weights = self._prepare(data)
         has_repeat = x > 0
         # Every gamma/beta/digamma term depends on x alone, which takes few distinct
         # values: evaluate those once per distinct x and gather; per row only the logs
@@ -113,10 +110,6 @@ class BetaGeoModel(BaseModel):
         return self
 
     # -- predictions -------------------------------------------------------------------
-    def _rfm(self, data: Any) -> RFM:
-        self._check_fitted()
-        return rfm_data(data)
-
     def _log_alive_odds(self, x: Array, t_x: Array, t: Array) -> Array:
         """Log of (1/P(alive) − 1) = log(a/(b+x−1)) + (r+x) log((α+T)/(α+t_x)), x > 0."""
         r, alpha, a, b = self._theta()

@@ -40,8 +40,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import betaln, digamma, gammaln
 
-from cvm.models.base import Array, BaseModel
-from cvm.models.data import RFM, rfm_data
+from cvm.models.base import Array
+from cvm.models.data import RFM
+from cvm.models.repeat import RepeatPurchaseModel
 
 __all__ = ["ModifiedBetaGeoModel"]
 
@@ -146,7 +147,7 @@ def _expected_while_alive(n: Array, w: Array, a: float, b_post: Array) -> Array:
     return result
 
 
-class ModifiedBetaGeoModel(BaseModel):
+class ModifiedBetaGeoModel(RepeatPurchaseModel):
     """The MBG/NBD model of repeat purchasing (Batislam, Denizel & Filiztekin 2007).
 
     Parameters
@@ -189,10 +190,7 @@ class ModifiedBetaGeoModel(BaseModel):
         ModifiedBetaGeoModel
             ``self``, fitted.
         """
-        rfm = rfm_data(data)
-        rfm.require_repeat_purchases(type(self).__name__)
-        (x, t_x, t), weights = rfm.compressed()
-        self._scale = float(np.average(t, weights=weights)) or 1.0
+        x, t_x, t, weights = self._prepare(data)
 
         def objective(log_theta: Array) -> tuple[float, Array]:
             r, alpha, a, b = np.exp(log_theta)
@@ -230,10 +228,6 @@ class ModifiedBetaGeoModel(BaseModel):
         return self
 
     # -- predictions -------------------------------------------------------------------
-    def _rfm(self, data: Any) -> RFM:
-        self._check_fitted()
-        return rfm_data(data)
-
     def _alive(self, rfm: RFM) -> Array:
         """P(alive) = 1 / (1 + a/(b+x) · ((α+T)/(α+t_x))^{r+x}), via its log odds."""
         r, alpha, a, b = self._theta()

@@ -44,8 +44,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
-from cvm.models.base import Array, BaseModel
-from cvm.models.data import RFM, rfm_data
+from cvm.models.base import Array
+from cvm.models.data import RFM
+from cvm.models.repeat import RepeatPurchaseModel
 
 __all__ = ["ParetoNBDModel"]
 
@@ -209,7 +210,7 @@ def _growth(shape: Array | float, log_ratio: Array) -> Array:
     return result
 
 
-class ParetoNBDModel(BaseModel):
+class ParetoNBDModel(RepeatPurchaseModel):
     """The Pareto/NBD model of repeat purchasing (Schmittlein, Morrison & Colombo 1987).
 
     Parameters
@@ -252,10 +253,7 @@ class ParetoNBDModel(BaseModel):
         ParetoNBDModel
             ``self``, fitted.
         """
-        rfm = rfm_data(data)
-        rfm.require_repeat_purchases(type(self).__name__)
-        (x, t_x, t), weights = rfm.compressed()
-        self._scale = float(np.average(t, weights=weights)) or 1.0
+        x, t_x, t, weights = self._prepare(data)
 
         def objective(log_theta: Array) -> tuple[float, Array]:
             theta = np.exp(log_theta)
@@ -268,10 +266,6 @@ class ParetoNBDModel(BaseModel):
         return self
 
     # -- predictions -------------------------------------------------------------------
-    def _rfm(self, data: Any) -> RFM:
-        self._check_fitted()
-        return rfm_data(data)
-
     def _alive(self, rfm: RFM) -> Array:
         """P(alive): the share of the "alive at T" term in L (identical rows computed once)."""
         (x, t_x, t), _ = rfm.compressed()

@@ -20,6 +20,7 @@ from cvm.config import ModelSettings
 from cvm.errors import CVMError
 from cvm.models import BaseModel
 from cvm.models.clv import customer_lifetime_value
+from cvm.models.repeat import RepeatPurchaseModel
 from cvm.models.validation import Backtest, backtest, choose_model
 
 __all__ = ["ModelFit", "PotentialValue", "potential_value", "purchase_model_classes"]
@@ -27,7 +28,7 @@ __all__ = ["ModelFit", "PotentialValue", "potential_value", "purchase_model_clas
 _BATCH = 200_000
 
 
-def purchase_model_classes() -> dict[str, Any]:
+def purchase_model_classes() -> dict[str, type[RepeatPurchaseModel]]:
     """Return the configurable purchase models by their setting name."""
     from cvm.models.bgnbd import BetaGeoModel
     from cvm.models.mbgnbd import ModifiedBetaGeoModel
@@ -60,7 +61,7 @@ class PotentialValue:
 
 def _fit_purchase(
     summary: pd.DataFrame, split: pd.DataFrame | None, settings: ModelSettings
-) -> tuple[Any, list[ModelFit]]:
+) -> tuple[RepeatPurchaseModel | None, list[ModelFit]]:
     classes = purchase_model_classes()
     fits: list[ModelFit] = []
     name: str = settings.purchase
