@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import check_grad
 
-from cvm.errors import DataError, NotFittedError, SchemaError
-from cvm.models import load_model
+from cvm.errors import DataError, SchemaError
 from cvm.models.bgbb import BetaGeoBetaBinomModel
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -261,43 +260,6 @@ def test_alive_in_unit_interval_and_expectations_grow(
 
 
 # -- contract ---------------------------------------------------------------------------
-def test_unfitted_model_raises() -> None:
-    model = BetaGeoBetaBinomModel()
-    with pytest.raises(NotFittedError, match="not fitted"):
-        model.probability_alive(one(1, 1, 2))
-    with pytest.raises(NotFittedError):
-        model.expected_purchases(one(1, 1, 2), 3)
-    with pytest.raises(NotFittedError):
-        model.expected_purchases_new(3)
-    with pytest.raises(NotFittedError):
-        model.probability_of_purchases(3, 1)
-
-
-def test_fit_returns_self(donations: pd.DataFrame) -> None:
-    model = BetaGeoBetaBinomModel(n_starts=1)
-    assert model.fit(donations) is model
-    assert repr(model).startswith("BetaGeoBetaBinomModel(alpha=")
-
-
-def test_save_and_load_give_identical_predictions(
-    tmp_path: Path, donations: pd.DataFrame, fitted: BetaGeoBetaBinomModel
-) -> None:
-    path = tmp_path / "bgbb.json"
-    fitted.save(path)
-    loaded = load_model(path)
-    assert isinstance(loaded, BetaGeoBetaBinomModel)
-    assert loaded.params_ == fitted.params_
-    np.testing.assert_array_equal(
-        loaded.probability_alive(donations), fitted.probability_alive(donations)
-    )
-    np.testing.assert_array_equal(
-        loaded.expected_purchases(donations, 5), fitted.expected_purchases(donations, 5)
-    )
-    np.testing.assert_array_equal(
-        loaded.expected_purchases_new(8), fitted.expected_purchases_new(8)
-    )
-
-
 @pytest.mark.parametrize(
     ("data", "error", "match"),
     [

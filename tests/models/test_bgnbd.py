@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,10 +12,10 @@ from hypothesis import strategies as st
 from tests.conftest import shared
 
 from cvm import Store
-from cvm.errors import DataError, NotFittedError, SchemaError
+from cvm.errors import DataError, SchemaError
 from cvm.features import btyd_summary
 from cvm.ingest import ingest_transactions
-from cvm.models import BetaGeoModel, load_model
+from cvm.models import BetaGeoModel
 
 
 @pytest.fixture(scope="module")
@@ -146,28 +145,6 @@ def test_properties(x: int, age: float, share: float, t1: float, dt: float) -> N
     assert 0.0 <= alive <= 1.0
     e1, e2 = model.expected_purchases(data, t1)[0], model.expected_purchases(data, t1 + dt)[0]
     assert 0.0 <= e1 <= e2 + 1e-9
-
-
-def test_unfitted_model_raises() -> None:
-    model = BetaGeoModel()
-    with pytest.raises(NotFittedError, match="not fitted yet"):
-        model.probability_alive({"frequency": [1], "recency": [1.0], "t": [2.0]})
-    assert repr(model) == "BetaGeoModel(unfitted)"
-
-
-def test_save_and_load_round_trip(
-    fitted: BetaGeoModel, cdnow: pd.DataFrame, tmp_path: Path
-) -> None:
-    path = tmp_path / "bgnbd.json"
-    fitted.save(path)
-    assert "pickle" not in path.read_text()
-    loaded = load_model(path)
-    assert isinstance(loaded, BetaGeoModel)
-    assert loaded.params_ == fitted.params_
-    np.testing.assert_array_equal(
-        loaded.expected_purchases(cdnow, 39), fitted.expected_purchases(cdnow, 39)
-    )
-    assert loaded.summary() == fitted.summary()
 
 
 def test_compressed_fit_equals_repeated_rows(cdnow: pd.DataFrame) -> None:

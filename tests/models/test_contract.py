@@ -43,23 +43,71 @@ def donations() -> pd.DataFrame:
 HIGH_END = np.array([1000, 869, 743, 653, 593, 551, 517, 491])  # Fader & Hardie 2007
 
 
+Calls = Callable[[Any, Any], dict[str, Callable[[], Any]]]
+
+
 @dataclass(frozen=True)
 class Case:
     cls: type[BaseModel]
     data: Callable[[], Any]
-    predict: Callable[[Any, Any], Any]  # (model, data) -> predictions
+    predict: Callable[[Any, Any], Any]  # (model, data) -> the predictions range-checked
     low: float
     high: float
+    calls: Calls  # every public prediction method, as zero-argument calls
+
+
+def repeat_calls(model: Any, data: Any) -> dict[str, Callable[[], Any]]:
+    return {
+        "probability_alive": lambda: model.probability_alive(data),
+        "expected_purchases": lambda: model.expected_purchases(data, 39),
+        "expected_purchases_new": lambda: model.expected_purchases_new([1.0, 39.0]),
+    }
+
+
+def bgbb_calls(model: Any, data: Any) -> dict[str, Callable[[], Any]]:
+    return {
+        "probability_alive": lambda: model.probability_alive(data),
+        "expected_purchases": lambda: model.expected_purchases(data, 5),
+        "expected_purchases_new": lambda: model.expected_purchases_new(8),
+        "probability_of_purchases": lambda: model.probability_of_purchases(6, [0, 1, 2]),
+    }
+
+
+def spend_calls(model: Any, data: Any) -> dict[str, Callable[[], Any]]:
+    return {
+        "expected_spend": lambda: model.expected_spend(data),
+        "expected_spend_new": lambda: model.expected_spend_new(),
+    }
+
+
+def sbg_calls(model: Any, data: Any) -> dict[str, Callable[[], Any]]:
+    t = np.arange(1, 20)
+    return {
+        "survival": lambda: model.survival(t),
+        "retention_rate": lambda: model.retention_rate(t),
+        "churn_probability": lambda: model.churn_probability(t),
+        "expected_lifetime": lambda: model.expected_lifetime(),
+        "dert": lambda: model.discounted_expected_residual_transactions(0.1, [0, 5]),
+    }
+
+
+def alive(model: Any, data: Any) -> Any:
+    return model.probability_alive(data)
 
 
 CASES = [
-    Case(BetaGeoModel, cdnow, lambda m, d: m.probability_alive(d), 0.0, 1.0),
-    Case(ModifiedBetaGeoModel, cdnow, lambda m, d: m.probability_alive(d), 0.0, 1.0),
-    Case(ParetoNBDModel, cdnow, lambda m, d: m.probability_alive(d), 0.0, 1.0),
-    Case(GammaGammaModel, cdnow, lambda m, d: m.expected_spend(d), 0.0, np.inf),
-    Case(BetaGeoBetaBinomModel, donations, lambda m, d: m.probability_alive(d), 0.0, 1.0),
+    Case(BetaGeoModel, cdnow, alive, 0.0, 1.0, repeat_calls),
+    Case(ModifiedBetaGeoModel, cdnow, alive, 0.0, 1.0, repeat_calls),
+    Case(ParetoNBDModel, cdnow, alive, 0.0, 1.0, repeat_calls),
+    Case(GammaGammaModel, cdnow, lambda m, d: m.expected_spend(d), 0.0, np.inf, spend_calls),
+    Case(BetaGeoBetaBinomModel, donations, alive, 0.0, 1.0, bgbb_calls),
     Case(
-        ShiftedBetaGeoModel, lambda: HIGH_END, lambda m, d: m.survival(np.arange(1, 13)), 0.0, 1.0
+        ShiftedBetaGeoModel,
+        lambda: HIGH_END,
+        lambda m, d: m.survival(np.arange(1, 13)),
+        0.0,
+        1.0,
+        sbg_calls,
     ),
 ]
 
@@ -79,8 +127,11 @@ def test_init_stores_settings_only(case: Case) -> None:
 
 
 def test_unfitted_model_refuses_to_predict(case: Case) -> None:
-    with pytest.raises(NotFittedError, match="not fitted yet"):
-        case.predict(case.cls(), case.data())
+    calls = case.calls(case.cls(), case.data())
+    assert calls
+    for call in calls.values():
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            call()
     with pytest.raises(NotFittedError):
         case.cls().to_dict()
 
@@ -89,6 +140,7 @@ def test_fit_returns_self_and_learns(case: Case, tmp_path: Path) -> None:
     model = case.cls()
     data = case.data()
     assert model.fit(data) is model
+    assert repr(model).startswith(f"{case.cls.__name__}(") and "unfitted" not in repr(model)
     assert list(model.params_) == list(case.cls.param_names)
     assert all(v > 0 and np.isfinite(v) for v in model.params_.values())
     assert np.isfinite(model.log_likelihood_) and model.log_likelihood_ < 0
@@ -103,6 +155,9 @@ def test_fit_returns_self_and_learns(case: Case, tmp_path: Path) -> None:
     model.save(path)
     loaded = load_model(path)
     assert type(loaded) is case.cls
-    assert loaded.params_ == model.params_
-    assert loaded.log_likelihood_ == model.log_likelihood_
-    np.testing.assert_array_equal(np.asarray(case.predict(loaded, data)), predictions)
+    assert loaded.to_dict() == model.to_dict()  # settings, parameters, fit, covariance …
+    assert loaded.get_params() == model.get_params()
+    assert loaded.summary() == model.summary()
+    fitted_calls, loaded_calls = case.calls(model, data), case.calls(loaded, data)
+    for name, call in fitted_calls.items():
+        np.testing.assert_array_equal(np.asarray(loaded_calls[name]()), np.asarray(call()))

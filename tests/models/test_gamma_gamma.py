@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 from scipy.special import betaln
 
-from cvm.errors import DataError, ModelError, NotFittedError, SchemaError
-from cvm.models import load_model
+from cvm.errors import DataError, ModelError, SchemaError
 from cvm.models.gamma_gamma import GammaGammaModel, SpendFrequencyCorrelationWarning
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -267,30 +266,6 @@ def test_standard_errors_are_finite(fitted: GammaGammaModel) -> None:
     assert all(np.isfinite(value) and value > 0 for value in se.values())
     low, high = fitted.confidence_intervals()["q"]
     assert low < fitted.params_["q"] < high
-
-
-def test_unfitted_model_raises() -> None:
-    model = GammaGammaModel()
-    with pytest.raises(NotFittedError, match="not fitted yet"):
-        model.expected_spend({"frequency": [1], "monetary_value": [10.0]})
-    with pytest.raises(NotFittedError, match="not fitted yet"):
-        model.expected_spend_new()
-    assert repr(model) == "GammaGammaModel(unfitted)"
-
-
-def test_save_and_load_round_trip(
-    fitted: GammaGammaModel, cdnow: pd.DataFrame, tmp_path: Path
-) -> None:
-    path = tmp_path / "gamma_gamma.json"
-    fitted.save(path)
-    loaded = load_model(path)
-    assert isinstance(loaded, GammaGammaModel)
-    assert loaded.params_ == fitted.params_
-    assert loaded.get_params() == fitted.get_params()
-    assert loaded.frequency_spend_correlation_ == fitted.frequency_spend_correlation_
-    np.testing.assert_array_equal(loaded.expected_spend(cdnow), fitted.expected_spend(cdnow))
-    assert loaded.expected_spend_new() == fitted.expected_spend_new()
-    assert loaded.summary() == fitted.summary()
 
 
 @pytest.mark.parametrize(

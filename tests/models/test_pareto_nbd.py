@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,10 +14,9 @@ from scipy.special import gammaln, hyp2f1
 from tests.conftest import shared
 
 from cvm import Store
-from cvm.errors import DataError, NotFittedError
+from cvm.errors import DataError
 from cvm.features import btyd_summary
 from cvm.ingest import ingest_transactions
-from cvm.models import load_model
 from cvm.models.pareto_nbd import ParetoNBDModel, _log_likelihood_parts
 
 NAMES = ("r", "alpha", "s", "beta")
@@ -373,30 +371,6 @@ def test_properties(x: int, age: float, share: float, t1: float, dt: float) -> N
 
 
 # -- the estimator contract ---------------------------------------------------------------
-def test_unfitted_model_raises() -> None:
-    model = ParetoNBDModel()
-    with pytest.raises(NotFittedError, match="not fitted yet"):
-        model.probability_alive({"frequency": [1], "recency": [1.0], "t": [2.0]})
-    with pytest.raises(NotFittedError):
-        model.expected_purchases_new(1.0)
-    assert repr(model) == "ParetoNBDModel(unfitted)"
-
-
-def test_save_and_load_round_trip(
-    fitted: ParetoNBDModel, cdnow: pd.DataFrame, tmp_path: Path
-) -> None:
-    path = tmp_path / "pareto_nbd.json"
-    fitted.save(path)
-    loaded = load_model(path)
-    assert isinstance(loaded, ParetoNBDModel)
-    assert loaded.params_ == fitted.params_
-    np.testing.assert_array_equal(
-        loaded.expected_purchases(cdnow, 39), fitted.expected_purchases(cdnow, 39)
-    )
-    np.testing.assert_array_equal(loaded.probability_alive(cdnow), fitted.probability_alive(cdnow))
-    assert loaded.summary() == fitted.summary()
-
-
 def test_standard_errors_and_compressed_fit(fitted: ParetoNBDModel, cdnow: pd.DataFrame) -> None:
     se = fitted.standard_errors_
     assert se["beta"] == pytest.approx(6.21, abs=0.01)  # the flat direction

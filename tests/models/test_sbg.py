@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import hyp2f1
 
-from cvm.errors import ConvergenceError, DataError, NotFittedError
-from cvm.models import load_model
+from cvm.errors import ConvergenceError, DataError
 from cvm.models.sbg import ShiftedBetaGeoModel
 
 # Fader & Hardie (2007), the two segments of the worked example: customers still active
@@ -197,40 +195,6 @@ def test_survival_falls_retention_rises_dert_behaves(
 
 
 # -- contract ---------------------------------------------------------------------------
-def test_unfitted_model_raises() -> None:
-    model = ShiftedBetaGeoModel()
-    for call in (
-        lambda: model.survival(3),
-        lambda: model.retention_rate(3),
-        lambda: model.churn_probability(3),
-        lambda: model.expected_lifetime(),
-        lambda: model.discounted_expected_residual_transactions(0.1, 0),
-    ):
-        with pytest.raises(NotFittedError, match="not fitted"):
-            call()
-
-
-def test_fit_returns_self() -> None:
-    model = ShiftedBetaGeoModel(n_starts=1)
-    assert model.fit(REGULAR[:8]) is model
-
-
-def test_save_and_load_give_identical_predictions(
-    tmp_path: Path, high_end: ShiftedBetaGeoModel
-) -> None:
-    path = tmp_path / "sbg.json"
-    high_end.save(path)
-    loaded = load_model(path)
-    assert isinstance(loaded, ShiftedBetaGeoModel)
-    assert loaded.params_ == high_end.params_
-    t = np.arange(1, 20)
-    np.testing.assert_array_equal(loaded.survival(t), high_end.survival(t))
-    np.testing.assert_array_equal(
-        loaded.discounted_expected_residual_transactions(0.1, [0, 5]),
-        high_end.discounted_expected_residual_transactions(0.1, [0, 5]),
-    )
-
-
 @pytest.mark.parametrize(
     ("survivors", "match"),
     [
