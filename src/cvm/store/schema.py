@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "TRANSACTION_COLUMNS"]
+__all__ = ["INPUT_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "TRANSACTION_COLUMNS"]
 
 #: Canonical transaction columns and their store types, in order.
 TRANSACTION_COLUMNS: Final[dict[str, str]] = {
@@ -132,10 +132,82 @@ _V2: Final[list[str]] = [
     )""",
 ]
 
+#: Canonical columns of the other event-like input tables (DESIGN.md "Inputs"), in order.
+#: Each table also stores ``row_key``, ``occurrence``, ``batch_id`` and ``line`` like
+#: transactions, so loads are idempotent and every row traces back to its source line.
+INPUT_COLUMNS: Final[dict[str, dict[str, str]]] = {
+    "interactions": {
+        "customer_id": "VARCHAR NOT NULL",
+        "ts": "TIMESTAMP NOT NULL",
+        "kind": "VARCHAR NOT NULL",
+        "channel": "VARCHAR",
+        "cost": "DOUBLE",
+        "csat": "DOUBLE",
+        "resolved": "BOOLEAN",
+    },
+    "surveys": {
+        "customer_id": "VARCHAR NOT NULL",
+        "ts": "TIMESTAMP NOT NULL",
+        "nps": "DOUBLE",
+        "csat": "DOUBLE",
+        "comment": "VARCHAR",
+    },
+    "referrals": {
+        "referrer_id": "VARCHAR NOT NULL",
+        "referred_id": "VARCHAR NOT NULL",
+        "ts": "TIMESTAMP",
+    },
+    "identities": {
+        "source": "VARCHAR NOT NULL",
+        "source_id": "VARCHAR NOT NULL",
+        "customer_id": "VARCHAR",
+        "email": "VARCHAR",
+        "phone": "VARCHAR",
+        "loyalty_card": "VARCHAR",
+        "external_id": "VARCHAR",
+    },
+    "actions": {
+        "customer_id": "VARCHAR NOT NULL",
+        "action": "VARCHAR NOT NULL",
+        "ts": "TIMESTAMP NOT NULL",
+        "group": "VARCHAR NOT NULL",
+        "campaign": "VARCHAR",
+        "cost": "DOUBLE",
+        "channel": "VARCHAR",
+    },
+}
+
+
+def _input_table(name: str, columns: dict[str, str]) -> str:
+    body = ", ".join(f'"{column}" {kind}' for column, kind in columns.items())
+    return (
+        f"CREATE TABLE {name} ({body}, row_key UBIGINT NOT NULL, occurrence INTEGER NOT NULL,"
+        " batch_id VARCHAR NOT NULL, line BIGINT)"
+    )
+
+
+_V3: Final[list[str]] = [
+    *(_input_table(name, columns) for name, columns in INPUT_COLUMNS.items()),
+    """CREATE TABLE customer_map (
+        customer_id VARCHAR NOT NULL PRIMARY KEY,
+        unified_id VARCHAR NOT NULL,
+        rule VARCHAR NOT NULL,
+        resolved_at TIMESTAMP NOT NULL
+    )""",
+    """CREATE TABLE identity_conflicts (
+        identifier_kind VARCHAR NOT NULL,
+        identifier VARCHAR NOT NULL,
+        customer_ids VARCHAR[] NOT NULL,
+        reason VARCHAR NOT NULL,
+        resolved_at TIMESTAMP NOT NULL
+    )""",
+]
+
 #: Ordered migrations: version → (description, statements).
 MIGRATIONS: Final[dict[int, tuple[str, list[str]]]] = {
     1: ("initial schema: transactions, customers, quarantine, ingest log, snapshots", _V1),
     2: ("potential value in snapshots; model fits per run", _V2),
+    3: ("interactions, surveys, referrals, identities, actions; identity resolution", _V3),
 }
 
 SCHEMA_VERSION: Final[int] = max(MIGRATIONS)

@@ -22,7 +22,7 @@ import ibis
 import pyarrow as pa
 
 from cvm.errors import NotFoundError, StorageError
-from cvm.store.schema import MIGRATIONS, SCHEMA_VERSION
+from cvm.store.schema import INPUT_COLUMNS, MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["Store"]
 
@@ -150,6 +150,14 @@ class Store:
                 "SELECT sum(rows_quarantined) FROM ingest_log",
             ),
             "customers": ("batch_id", "ingest_log", None),
+            **{
+                name: (
+                    "batch_id",
+                    "ingest_log",
+                    f"SELECT sum(rows_loaded) FROM ingest_log WHERE table_name = '{name}'",
+                )
+                for name in INPUT_COLUMNS
+            },
             "customer_snapshots": ("run_id", "runs", "SELECT sum(n_customers) FROM runs"),
             "period_snapshots": ("run_id", "runs", "SELECT sum(n_periods) FROM runs"),
             "model_fits": ("run_id", "runs", None),
