@@ -22,8 +22,10 @@ from cvm.errors import ConfigError
 __all__ = [
     "CONFIG_FILENAME",
     "FeatureSettings",
+    "IdentitySettings",
     "IngestSettings",
     "ModelSettings",
+    "SegmentSettings",
     "Settings",
     "StoreSettings",
     "TableMapping",
@@ -146,6 +148,14 @@ class ModelSettings(_Section):
     penalizer: float = Field(0.0, ge=0.0, description="L2 penalty on the log-parameters")
 
 
+class SegmentSettings(_Section):
+    """How customers are grouped: value tiers, RFM segments and lifecycle stages."""
+
+
+class IdentitySettings(_Section):
+    """How records of one person across sources and channels become one customer."""
+
+
 class Settings(_Section):
     """All of cvm's settings (the contents of ``cvm.toml``)."""
 
@@ -154,6 +164,8 @@ class Settings(_Section):
     features: FeatureSettings = Field(default_factory=FeatureSettings, description="features")
     value: ValueSettings = Field(default_factory=ValueSettings, description="value")
     models: ModelSettings = Field(default_factory=ModelSettings, description="models")
+    segments: SegmentSettings = Field(default_factory=SegmentSettings, description="segments")
+    identity: IdentitySettings = Field(default_factory=IdentitySettings, description="identity")
 
     source: Path | None = Field(None, exclude=True, description="file the settings came from")
 
