@@ -263,6 +263,10 @@ def settings_from_dict(
     return settings.model_copy(update={"source": source})
 
 
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -270,6 +274,11 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, dt.date | int | float):
         return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
     raise TypeError(f"no TOML rendering for {value!r}")  # pragma: no cover
 
 
@@ -293,7 +302,7 @@ def default_toml() -> str:
                 continue
             default = field.get_default(call_default_factory=True)
             lines.append(f"# {field.description}")
-            if isinstance(default, dict):
+            if isinstance(default, dict) and not default:
                 lines.append(f"# {field_name} = {{}}")
             else:
                 lines.append(f"{field_name} = {_toml_value(default)}")
