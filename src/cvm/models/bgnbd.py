@@ -22,10 +22,14 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from cvm.models.base import Array
+from cvm.models.base import Array, Objective
+from cvm.models.data import RFM
 from cvm.models.repeat import RepeatPurchaseModel
 
 __all__ = ["BetaGeoModel"]
+
+#: Above this z, log(1 + e^z) equals z in double precision.
+_SOFTPLUS_CAP = 35.0
 
 
 class BetaGeoModel(RepeatPurchaseModel):
@@ -72,42 +76,85 @@ class BetaGeoModel(RepeatPurchaseModel):
             ``self``, fitted.
         """
         x, t_x, t, weights = self._prepare(data)
-        has_repeat = x > 0
-        # Every gamma/beta/digamma term depends on x alone, which takes few distinct
-        # values: evaluate those once per distinct x and gather; per row only the logs
-        # of α + T and α + t_x remain.
-        ux, ix = np.unique(x, return_inverse=True)
-        u_repeat = ux > 0
+        self._fit_rows(self._objective, x, t_x, t, weights)
+        return self
+
+    @staticmethod
+    def _objective(x: Array, t_x: Array, t: Array, weights: Array) -> Objective:
+        """Build the negative log-likelihood over log-parameters, with its gradient.
+
+        With D = log(α+T) − log(α+t_x) ≥ 0 and k(x) = log(a/(b+x−1)), a customer's
+        log-likelihood is
+
+            log Γ(r+x)/Γ(r) + r log α + log B(a, b+x)/B(a, b) − (r+x) log(α+T)
+            + 1{x>0} softplus(k(x) + (r+x) D),
+
+        so every term but the last is a sum over distinct x or distinct T, computed
+        from weights aggregated once here; only the softplus term and its derivative
+        are evaluated per (x > 0) row. Customers without repeat purchases contribute
+        r log(α/(α+T)) and are aggregated by T.
+        """
+        zero = x == 0
+        u_t0, i_t0 = np.unique(t[zero], return_inverse=True)
+        w_t0 = np.bincount(i_t0, weights[zero], minlength=len(u_t0))
+        n0 = float(w_t0.sum())
+        rep = ~zero
+        xr, w = x[rep], weights[rep]
+        ux, ix = np.unique(xr, return_inverse=True)
+        u_t, i_t = np.unique(t[rep], return_inverse=True)
+        u_tx, i_tx = np.unique(t_x[rep], return_inverse=True)
+        w_x = np.bincount(ix, w, minlength=len(ux))
+        w_t = np.bincount(i_t, w, minlength=len(u_t))
+        wx_t = np.bincount(i_t, w * xr, minlength=len(u_t))
+        n1 = float(w_x.sum())
+        unit = bool(np.all(w == 1.0))
 
         def objective(log_theta: Array) -> tuple[float, Array]:
             r, alpha, a, b = np.exp(log_theta)
-            c = r + x
-            bm1 = np.maximum(b + ux - 1, 1e-300)
-            ab, abx = digamma(a + b), digamma(a + b + ux)
-            lbeta_ab = betaln(a, b)
-            base_u = gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
-            beta2_u = betaln(a, b + ux) - lbeta_ab
-            beta3_u = np.where(u_repeat, betaln(a + 1, bm1) - lbeta_ab, -np.inf)
-            log_at, log_atx = np.log(alpha + t), np.log(alpha + t_x)
-            a2 = beta2_u[ix] - c * log_at
-            a3 = np.where(has_repeat, beta3_u[ix] - c * log_atx, -np.inf)
-            mix = np.logaddexp(a2, a3)
-            ll = base_u[ix] + mix
-            w3 = np.exp(a3 - mix)
-            w2 = 1.0 - w3
-            d_r = (digamma(r + ux) - digamma(r))[ix] + np.log(alpha) - w2 * log_at - w3 * log_atx
-            d_alpha = r / alpha - c * (w2 / (alpha + t) + w3 / (alpha + t_x))
-            da2_u = ab - abx
-            da3 = digamma(a + 1) - digamma(a)
-            db2_u = digamma(b + ux) - digamma(b) + ab - abx
-            db3_u = np.where(u_repeat, digamma(bm1) - digamma(b) + ab - abx, 0.0)
-            d_a = w2 * da2_u[ix] + w3 * (da3 + da2_u[ix])
-            d_b = w2 * db2_u[ix] + w3 * db3_u[ix]
+            log_alpha = np.log(alpha)
+            # customers without repeat purchases
+            log_t0 = np.log(alpha + u_t0)
+            ll = r * (n0 * log_alpha - w_t0 @ log_t0)
+            d_r = n0 * log_alpha - w_t0 @ log_t0
+            d_alpha = r * (n0 / alpha - w_t0 @ (1.0 / (alpha + u_t0)))
+            d_a = d_b = 0.0
+            if n1:
+                # terms in x alone, and in T alone
+                psi_ab, psi_abx = digamma(a + b), digamma(a + b + ux)
+                ll += w_x @ (gammaln(r + ux) - gammaln(r) + betaln(a, b + ux) - betaln(a, b))
+                ll += n1 * r * log_alpha
+                log_t, inv_t = np.log(alpha + u_t), 1.0 / (alpha + u_t)
+                ll -= (r * w_t + wx_t) @ log_t
+                d_r += w_x @ (digamma(r + ux) - digamma(r)) + n1 * log_alpha - w_t @ log_t
+                d_alpha += n1 * r / alpha - (r * w_t + wx_t) @ inv_t
+                d_a += w_x @ (psi_ab - psi_abx)
+                d_b += w_x @ (digamma(b + ux) - digamma(b) + psi_ab - psi_abx)
+                # the per-row term: softplus(z) = log(1 + e^z) and its derivative e^z/(1 + e^z)
+                # (e^z capped at e^35, beyond which softplus(z) = z to double precision)
+                log_tx, inv_tx = np.log(alpha + u_tx), 1.0 / (alpha + u_tx)
+                big_d = log_t[i_t] - log_tx[i_tx]
+                c = r + xr
+                inv_b = 1.0 / (b + ux - 1.0)
+                z = (np.log(a) + np.log(inv_b))[ix] + c * big_d
+                e = np.exp(np.minimum(z, _SOFTPLUS_CAP))
+                one = 1.0 + e
+                soft = np.log(one)
+                ws = e / one
+                if unit:
+                    ll += soft.sum()
+                else:
+                    ll += w @ soft
+                    ws *= w
+                if z.max() > _SOFTPLUS_CAP:
+                    ll += (w * np.maximum(z - _SOFTPLUS_CAP, 0.0)).sum()
+                d_r += ws @ big_d
+                d_alpha += (ws * c) @ (inv_t[i_t] - inv_tx[i_tx])
+                d_a += ws.sum() / a
+                d_b -= ws @ inv_b[ix]
             grads = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
-            return -float(weights @ ll), -(grads @ weights)
+            return -float(ll), -grads
 
-        self._optimize(objective, n_customers=int(weights.sum()), n_rows=len(weights))
-        return self
+        return objective
 
     # -- predictions -------------------------------------------------------------------
     def _log_alive_odds(self, x: Array, t_x: Array, t: Array) -> Array:
@@ -121,30 +168,26 @@ class BetaGeoModel(RepeatPurchaseModel):
             )
         return np.where(x > 0, odds, -np.inf)
 
-    def probability_alive(self, data: Any) -> Array:
-        """P(alive | x, t_x, T) for each customer (FHL 2005, eq. 11)."""
-        rfm = self._rfm(data)
+    def _alive(self, rfm: RFM) -> Array:
+        """P(alive | x, t_x, T) (FHL 2005, eq. 11)."""
         log_odds = self._log_alive_odds(rfm.frequency, rfm.recency, rfm.age)
         result: Array = np.exp(-np.logaddexp(0.0, log_odds))
         return result
 
-    def expected_purchases(self, data: Any, t: float | npt.ArrayLike) -> Array:
-        """Return the expected repeat purchases in the next ``t`` time units, per customer.
+    def _while_alive(self, x: Array, age: Array, horizon: npt.ArrayLike) -> Array:
+        """Return the expected purchases in the next ``horizon`` of a customer alive now.
 
-        FHL 2005 eq. 10, with the Gaussian hypergeometric term rewritten by Euler's
-        transformation, (1−z)^{r+x} ₂F₁(r+x, b+x; a+b+x−1; z) =
-        (1−z)^{a−1} ₂F₁(a+b−1−r, a−1; a+b+x−1; z), z = t/(α+T+t), whose series
+        FHL 2005 eq. 10 without its P(alive) factor, with the Gaussian hypergeometric
+        term rewritten by Euler's transformation, (1−z)^{r+x} ₂F₁(r+x, b+x; a+b+x−1; z)
+        = (1−z)^{a−1} ₂F₁(a+b−1−r, a−1; a+b+x−1; z), z = t/(α+T+t), whose series
         converges fast for any frequency (no overflow for heavy buyers).
         """
-        rfm = self._rfm(data)
         r, alpha, a, b = self._theta()
-        horizon = np.asarray(t, dtype=np.float64)
-        x, t_cal = rfm.frequency, rfm.age
-        z = horizon / (alpha + t_cal + horizon)
+        t = np.asarray(horizon, dtype=np.float64)
+        z = t / (alpha + age + t)
         a = a if abs(a - 1.0) > 1e-8 else 1.0 + 1e-8
         term = (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
-        expected = (a + b + x - 1) / (a - 1) * (1 - term)
-        result: Array = expected * self.probability_alive(data)
+        result: Array = (a + b + x - 1) / (a - 1) * (1 - term)
         return result
 
     def expected_purchases_new(self, t: float | npt.ArrayLike) -> Array:

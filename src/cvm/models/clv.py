@@ -93,8 +93,13 @@ def customer_lifetime_value(
     if step <= 0:
         raise ValueError(f"step must be > 0, got {step}")
     ends = step * np.arange(1, max(1, math.ceil(horizon / step - 1e-12)) + 1)
+    cut = [min(float(t), horizon) for t in ends]
+    path = getattr(purchases, "expected_purchases_path", None)
     cumulative = [np.zeros(1)]
-    cumulative += [np.asarray(purchases.expected_purchases(data, min(t, horizon))) for t in ends]
+    if path is not None:  # the BG/NBD family: P(alive) once, the rest per distinct (x, T)
+        cumulative += list(np.asarray(path(data, cut), dtype=np.float64))
+    else:
+        cumulative += [np.asarray(purchases.expected_purchases(data, t)) for t in cut]
     discount = (1.0 + discount_rate) ** (-ends / units_per_year)
     value = sum(
         f * np.maximum(later - earlier, 0.0)

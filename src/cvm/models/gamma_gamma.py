@@ -32,7 +32,7 @@ import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
 from cvm.errors import DataError, ModelError
-from cvm.models.base import Array, BaseModel, as_array, compress
+from cvm.models.base import Array, BaseModel, Objective, as_array, compress
 from cvm.models.data import column
 
 __all__ = ["GammaGammaModel", "SpendFrequencyCorrelationWarning"]
@@ -199,41 +199,51 @@ class GammaGammaModel(BaseModel):
         # Fit in units of the mean spend: γ scales with the currency, p and q do not.
         scale = float(m_fit.mean())
         (x, m), weights = compress(x_fit, m_fit / scale)
-        log_m = np.log(m)
-        log_xm = np.log(x) + log_m
-        constant = -float(weights @ log_m)  # the Jacobian term −Σ log m̄
         n = int(weights.sum())
-        # The log-gamma terms depend on x alone, which takes few distinct values: they
-        # are evaluated once per distinct x; only two logs per row remain.
+        self._fit_rows(self._objective, x, m, weights)
+        self.params_["v"] *= scale
+        self.log_likelihood_ -= n * math.log(scale)
+        return self
+
+    @staticmethod
+    def _objective(x: Array, m: Array, weights: Array) -> Objective:
+        """Build the negative log-likelihood of (x, m̄) rows over log-parameters.
+
+        The log-gamma terms depend on x alone, which takes few distinct values: they
+        are evaluated once per distinct x. Per row one logarithm remains: with
+        v = x m̄ / γ, log(1 + v) and 1/(1 + v) give both log(γ + x m̄) terms and the
+        gradient (log(1 + γ/(x m̄)) = log(1 + v) − log v).
+        """
+        log_m = np.log(m)
+        xm = x * m
+        log_xm = np.log(xm)
+        constant = -float(weights @ log_m)  # the Jacobian term −Σ log m̄
         unique_x, index = np.unique(x, return_inverse=True)
         w_unique = np.bincount(index, weights=weights)
         wx = weights * x
         total = float(weights.sum())
+        total_x = float(wx.sum())
+        wx_log_xm = float(wx @ log_xm)
 
         def objective(log_theta: Array) -> tuple[float, Array]:
             p, q, g = np.exp(log_theta)
             pu = p * unique_x
             psi = digamma(pu + q)
             ll_x = float(w_unique @ (gammaln(pu + q) - gammaln(pu))) - total * float(gammaln(q))
-            # log(1 + γ/(xm̄)) and log(1 + xm̄/γ), stable for any ratio.
-            ratio = math.log(g) - log_xm
-            log1p_g_xm = np.logaddexp(0.0, ratio)
-            log1p_xm_g = np.logaddexp(0.0, -ratio)
-            share_g = np.exp(-log1p_xm_g)  # γ/(γ+xm̄)
-            wx_l1 = float(wx @ log1p_g_xm)
-            ll = ll_x - p * wx_l1 - q * float(weights @ log1p_xm_g)
+            one_v = 1.0 + xm / g
+            log1p_xm_g = np.log(one_v)  # log(1 + x m̄/γ)
+            share_g = 1.0 / one_v  # γ/(γ + x m̄)
+            w_l2 = float(weights @ log1p_xm_g)
+            # Σ wx log(1 + γ/(x m̄)) = Σ wx log(1 + x m̄/γ) + log γ Σ wx − Σ wx log(x m̄)
+            wx_l1 = float(wx @ log1p_xm_g) + math.log(g) * total_x - wx_log_xm
+            ll = ll_x - p * wx_l1 - q * w_l2
             d_log_p = p * float(w_unique @ (unique_x * (psi - digamma(pu)))) - p * wx_l1
-            d_log_q = q * (float(w_unique @ psi) - total * float(digamma(q))) - q * float(
-                weights @ log1p_xm_g
-            )
+            d_log_q = q * (float(w_unique @ psi) - total * float(digamma(q))) - q * w_l2
             # γ · (q/γ − (px+q)/(γ+xm̄)) = q · xm̄/(γ+xm̄) − px · γ/(γ+xm̄)
             d_log_g = q * (total - float(weights @ share_g)) - p * float(wx @ share_g)
             return -ll - constant, -np.array([d_log_p, d_log_q, d_log_g])
 
-        self._optimize(objective, n_customers=n, n_rows=len(weights))
-        self.params_["v"] *= scale
-        self.log_likelihood_ -= n * math.log(scale)
-        return self
+        return objective
 
     def _dependence_message(self, n: int) -> str:
         corr = self.frequency_spend_correlation_

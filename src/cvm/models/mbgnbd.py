@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import betaln, digamma, gammaln
 
-from cvm.models.base import Array
+from cvm.models.base import Array, unique_rows
 from cvm.models.data import RFM
 from cvm.models.repeat import RepeatPurchaseModel
 
@@ -236,10 +236,6 @@ class ModifiedBetaGeoModel(RepeatPurchaseModel):
         result: Array = np.exp(-np.logaddexp(0.0, log_odds))
         return result
 
-    def probability_alive(self, data: Any) -> Array:
-        """P(alive | x, t_x, T) for each customer (Batislam et al. 2007)."""
-        return self._alive(self._rfm(data))
-
     def _while_alive(self, x: Array, age: Array, horizon: npt.ArrayLike) -> Array:
         """E[purchases in the next ``horizon`` | alive now, x, T], broadcast over rows.
 
@@ -247,32 +243,15 @@ class ModifiedBetaGeoModel(RepeatPurchaseModel):
         """
         r, alpha, a, b = self._theta()
         x_, age_, t_ = np.broadcast_arrays(x, age, np.asarray(horizon, dtype=np.float64))
-        rows = np.column_stack([x_.ravel(), age_.ravel(), t_.ravel()])
-        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
-        ux, uage, ut = unique.T
+        (ux, uage, ut), _, inverse = unique_rows(x_.ravel(), age_.ravel(), t_.ravel())
         n = r + ux
         w = ut / (alpha + uage)
-        out = np.zeros(len(unique))
+        out = np.zeros(len(ux))
         live = w > 0
         if np.any(live):
             with np.errstate(over="ignore", under="ignore"):
                 out[live] = _expected_while_alive(n[live], w[live], float(a), b + ux[live] + 1)
-        result: Array = out[inverse.ravel()].reshape(x_.shape)
-        return result
-
-    def expected_purchases(self, data: Any, t: float | npt.ArrayLike) -> Array:
-        """Return the expected repeat purchases in the next ``t`` time units, per customer.
-
-        P(alive) · E[(1 − (1 + p t/(α+T))^{−(r+x)}) / p], p ~ Beta(a, b+x+1): the
-        expectation that Batislam et al. (2007) write as (a+b+x)/(a−1) · [1 −
-        ((α+T)/(α+T+t))^{r+x} ₂F₁(r+x, b+x+1; a+b+x; t/(α+T+t))]. The ₂F₁ form needs
-        Euler's transformation to avoid overflow at large x and still loses all
-        precision for t ≫ α+T (where scipy's ``hyp2f1`` returns NaN or garbage), so the
-        expectation is integrated directly instead (see ``_expected_while_alive``),
-        which is finite and accurate for every x, T, t and parameter value.
-        """
-        rfm = self._rfm(data)
-        result: Array = self._while_alive(rfm.frequency, rfm.age, t) * self._alive(rfm)
+        result: Array = out[inverse].reshape(x_.shape)
         return result
 
     def expected_purchases_new(self, t: float | npt.ArrayLike) -> Array:

@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
-from cvm.models.base import Array
+from cvm.models.base import Array, unique_rows
 from cvm.models.data import RFM
 from cvm.models.repeat import RepeatPurchaseModel
 
@@ -268,27 +268,18 @@ class ParetoNBDModel(RepeatPurchaseModel):
     # -- predictions -------------------------------------------------------------------
     def _alive(self, rfm: RFM) -> Array:
         """P(alive): the share of the "alive at T" term in L (identical rows computed once)."""
-        (x, t_x, t), _ = rfm.compressed()
-        rows = np.column_stack([rfm.frequency, rfm.recency, rfm.age])
-        _, inverse = np.unique(rows, axis=0, return_inverse=True)
+        (x, t_x, t), _, inverse = unique_rows(rfm.frequency, rfm.recency, rfm.age)
         with np.errstate(over="ignore", under="ignore"):
             ll, alive, _ = _log_likelihood_parts(self._theta(), x, t_x, t, with_grad=False)
-        result: Array = np.clip(np.exp(alive - ll), 0.0, 1.0)[inverse.ravel()]
+        result: Array = np.clip(np.exp(alive - ll), 0.0, 1.0)[inverse]
         return result
 
-    def probability_alive(self, data: Any) -> Array:
-        """P(alive | x, t_x, T) for each customer (Fader & Hardie 2005)."""
-        return self._alive(self._rfm(data))
-
-    def expected_purchases(self, data: Any, t: float | npt.ArrayLike) -> Array:
-        """Return the expected repeat purchases in the next ``t`` time units, per customer."""
-        rfm = self._rfm(data)
+    def _while_alive(self, x: Array, age: Array, horizon: npt.ArrayLike) -> Array:
+        """Return expected purchases in the next ``horizon`` of a customer alive now (FH 2005)."""
         r, alpha, s, beta = self._theta()
-        horizon = np.asarray(t, dtype=np.float64)
-        age = rfm.age
-        rate = (r + rfm.frequency) / (alpha + age)
-        expected = rate * (beta + age) * _growth(s - 1.0, np.log1p(horizon / (beta + age)))
-        result: Array = expected * self._alive(rfm)
+        t = np.asarray(horizon, dtype=np.float64)
+        rate = (r + x) / (alpha + age)
+        result: Array = rate * (beta + age) * _growth(s - 1.0, np.log1p(t / (beta + age)))
         return result
 
     def expected_purchases_new(self, t: float | npt.ArrayLike) -> Array:

@@ -10,12 +10,13 @@ interface, so that validation and CLV can rely on it.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 
-from cvm.models.base import Array, BaseModel
+from cvm.models.base import Array, BaseModel, unique_rows
 from cvm.models.data import RFM, rfm_data
 
 __all__ = ["RepeatPurchaseModel"]
@@ -51,12 +52,58 @@ class RepeatPurchaseModel(BaseModel):
         """Fit by maximum likelihood on ``frequency``, ``recency`` and ``t`` per customer."""
 
     @abstractmethod
-    def probability_alive(self, data: Any) -> Array:
-        """Return P(alive | x, t_x, T) per customer."""
+    def _alive(self, rfm: RFM) -> Array:
+        """Return P(alive) per customer of ``rfm``."""
 
     @abstractmethod
+    def _while_alive(self, x: Array, age: Array, horizon: npt.ArrayLike) -> Array:
+        """Return E[purchases in the next ``horizon`` | alive now, x, T], broadcast over rows."""
+
+    def probability_alive(self, data: Any) -> Array:
+        """Return P(alive | x, t_x, T) per customer."""
+        return self._alive(self._rfm(data))
+
     def expected_purchases(self, data: Any, t: float | npt.ArrayLike) -> Array:
-        """Return the expected repeat purchases in the next ``t`` time units, per customer."""
+        """Return the expected repeat purchases in the next ``t`` time units, per customer.
+
+        The expectation is P(alive) times what a customer known to be alive buys, which
+        depends on (x, T) alone; for one horizon that part is computed once per distinct
+        (x, T) pair.
+        """
+        rfm = self._rfm(data)
+        horizon = np.asarray(t, dtype=np.float64)
+        if horizon.ndim == 0:
+            single: Array = self._expected_path(rfm, [float(horizon)])[0]
+            return single
+        result: Array = self._while_alive(rfm.frequency, rfm.age, horizon) * self._alive(rfm)
+        return result
+
+    def expected_purchases_path(self, data: Any, horizons: Sequence[float]) -> Array:
+        """Return expected repeat purchases over several horizons at once.
+
+        Parameters
+        ----------
+        data
+            Per-customer ``frequency``, ``recency`` and ``t``.
+        horizons
+            Future lengths, in the model's time units.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (len(horizons), customers); row k is :meth:`expected_purchases` at
+            ``horizons[k]``. P(alive) is computed once, and the rest once per horizon
+            and distinct (x, T) pair, which is what makes CLV scoring cheap.
+        """
+        return self._expected_path(self._rfm(data), [float(h) for h in horizons])
+
+    def _expected_path(self, rfm: RFM, horizons: Sequence[float]) -> Array:
+        alive = self._alive(rfm)
+        (x, age), _, inverse = unique_rows(rfm.frequency, rfm.age)
+        out = np.empty((len(horizons), len(alive)))
+        for k, horizon in enumerate(horizons):
+            np.multiply(self._while_alive(x, age, horizon)[inverse], alive, out=out[k])
+        return out
 
     @abstractmethod
     def expected_purchases_new(self, t: float | npt.ArrayLike) -> Array:
