@@ -439,7 +439,9 @@ def render(records: list[dict[str, Any]]) -> str:
         "over 90 days + P(alive) (Gamma-Gamma: expected spend); *CLV* = 12 months at 1 % a "
         "month, timed in the BG/NBD step (whose peak it shares). LL = the log-likelihood of "
         "the library's estimates under **cvm's** likelihood; ΔLL = (LL − LL_cvm)/|LL_cvm|. "
-        "×cvm = library time ÷ cvm time. pymc-marketing fits are MAP under its default priors.",
+        "×cvm = library time ÷ cvm time. pymc-marketing fits are MAP under its default priors. "
+        "cvm's fit time includes its standard errors (which cvm otherwise computes on first "
+        "use), as lifetimes computes its Hessian inside `fit`.",
         "",
         "Runs:",
         "",
