@@ -9,12 +9,13 @@ values with a :class:`~cvm.errors.ConfigError` naming the key, the file and the 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from cvm.errors import ConfigError
@@ -23,12 +24,18 @@ __all__ = [
     "CONFIG_FILENAME",
     "FeatureSettings",
     "IdentitySettings",
+    "InfluenceSettings",
     "IngestSettings",
+    "LifecycleSettings",
     "ModelSettings",
+    "RelationshipSettings",
+    "RfmSettings",
+    "ScoreSettings",
     "SegmentSettings",
     "Settings",
     "StoreSettings",
     "TableMapping",
+    "TierSettings",
     "ValueSettings",
     "default_toml",
     "load_settings",
@@ -98,6 +105,21 @@ class IngestSettings(_Section):
     customers: TableMapping = Field(
         default_factory=TableMapping, description="column mapping for customers"
     )
+    interactions: TableMapping = Field(
+        default_factory=TableMapping, description="column mapping for interactions"
+    )
+    surveys: TableMapping = Field(
+        default_factory=TableMapping, description="column mapping for surveys"
+    )
+    referrals: TableMapping = Field(
+        default_factory=TableMapping, description="column mapping for referrals"
+    )
+    identities: TableMapping = Field(
+        default_factory=TableMapping, description="column mapping for identities"
+    )
+    actions: TableMapping = Field(
+        default_factory=TableMapping, description="column mapping for actions"
+    )
 
 
 class FeatureSettings(_Section):
@@ -107,6 +129,84 @@ class FeatureSettings(_Section):
         "week", description="unit of recency and T: day, week, month or year"
     )
     period: Period = Field("month", description="length of the per-period series: month or quarter")
+
+
+#: The value dimensions a value score can weigh.
+VALUE_DIMENSIONS = ("realized", "potential", "influence")
+
+_ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ \-]*")
+
+
+def _check_finite(name: str, values: dict[str, float]) -> None:
+    for key, weight in values.items():
+        if not math.isfinite(weight):
+            raise ValueError(f"{name} of {key!r} must be a finite number")
+
+
+class ScoreSettings(_Section):
+    """How the value score weighs the value dimensions and strategic attributes."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: dict.fromkeys(VALUE_DIMENSIONS, 1.0),
+        description=(
+            "weight of each value dimension (realized, potential, influence); "
+            "one left out keeps its weight 1.0"
+        ),
+        validate_default=True,
+    )
+    attributes: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "score added per unit of a numeric or true/false customer attribute, "
+            "e.g. key_account = 5000.0"
+        ),
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _complete_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(VALUE_DIMENSIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown value dimension {', '.join(map(repr, unknown))}; "
+                f"expected {', '.join(VALUE_DIMENSIONS)}"
+            )
+        _check_finite("weight", value)
+        return {name: value.get(name, 1.0) for name in VALUE_DIMENSIONS}
+
+    @field_validator("attributes")
+    @classmethod
+    def _check_attributes(cls, value: dict[str, float]) -> dict[str, float]:
+        for key in value:
+            if not _ATTRIBUTE_KEY.fullmatch(key):
+                raise ValueError(
+                    f"attribute name {key!r} may hold only letters, digits, '_', '-' and spaces"
+                )
+        _check_finite("weight", value)
+        return value
+
+
+class InfluenceSettings(_Section):
+    """How influence value is credited along the referral graph (Kumar et al. 2007)."""
+
+    share: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "share of a directly referred customer's realized + potential value "
+            "credited to the referrer"
+        ),
+    )
+    decay: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="factor applied per further level (referrals of referrals get share × decay)",
+    )
+    max_depth: int = Field(
+        3, ge=1, le=20, description="levels of the referral tree credited (1 = direct only)"
+    )
 
 
 class ValueSettings(_Section):
@@ -120,6 +220,10 @@ class ValueSettings(_Section):
     )
     top_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="the top share of customers in the concentration figure"
+    )
+    score: ScoreSettings = Field(default_factory=ScoreSettings, description="the value score")
+    influence: InfluenceSettings = Field(
+        default_factory=InfluenceSettings, description="influence value from referrals"
     )
 
 
@@ -148,12 +252,321 @@ class ModelSettings(_Section):
     penalizer: float = Field(0.0, ge=0.0, description="L2 penalty on the log-parameters")
 
 
+def _check_shares(name: str, value: list[float]) -> list[float]:
+    if not value:
+        raise ValueError(f"give at least one of the {name}")
+    outside = [share for share in value if not 0.0 < share < 1.0]
+    if outside:
+        raise ValueError(f"{name} must lie strictly between 0 and 1 (not {outside[0]})")
+    if value != sorted(set(value)):
+        raise ValueError(f"{name} must be strictly increasing")
+    return value
+
+
+class TierSettings(_Section):
+    """How value tiers are cut from the value score."""
+
+    method: Literal["cumulative", "percentile", "thresholds"] = Field(
+        "cumulative",
+        description=(
+            'how tiers are cut: "cumulative" (by cutoffs), "percentile" (by percentiles) '
+            'or "thresholds" (by thresholds)'
+        ),
+    )
+    cutoffs: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 0.95],
+        description=(
+            "cumulative shares of total value (increasing, between 0 and 1) that end "
+            "tiers 1, 2, …, customers ranked by value score"
+        ),
+        validate_default=True,
+    )
+    percentiles: list[float] = Field(
+        default_factory=lambda: [0.01, 0.05, 0.2],
+        description=(
+            "cumulative shares of customers (increasing, between 0 and 1) that end "
+            "tiers 1, 2, …: top 1 %, next 4 %, next 15 %, rest"
+        ),
+        validate_default=True,
+    )
+    thresholds: list[float] = Field(
+        default_factory=list,
+        description="minimum value score of tiers 1, 2, … (decreasing)",
+        validate_default=True,
+    )
+    names: list[str] = Field(
+        default_factory=lambda: ["platinum", "gold", "iron", "lead"],
+        description="tier names, best first: one more than the method's cutoffs",
+        validate_default=True,
+    )
+
+    @field_validator("cutoffs")
+    @classmethod
+    def _check_cutoffs(cls, value: list[float]) -> list[float]:
+        return _check_shares("cutoffs", value)
+
+    @field_validator("percentiles")
+    @classmethod
+    def _check_percentiles(cls, value: list[float]) -> list[float]:
+        return _check_shares("percentiles", value)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: list[float], info: ValidationInfo) -> list[float]:
+        if info.data.get("method") == "thresholds" and not value:
+            raise ValueError('method "thresholds" needs at least one threshold')
+        if not all(math.isfinite(v) for v in value):
+            raise ValueError("thresholds must be finite numbers")
+        if value != sorted(set(value), reverse=True):
+            raise ValueError("thresholds must be strictly decreasing (tier 1 first)")
+        return value
+
+    @field_validator("names")
+    @classmethod
+    def _check_names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if any(not name.strip() for name in value):
+            raise ValueError("tier names must not be empty")
+        if len(set(value)) != len(value):
+            raise ValueError("tier names must be unique")
+        method = info.data.get("method")
+        bounds_name = {"percentile": "percentiles", "thresholds": "thresholds"}.get(
+            str(method), "cutoffs"
+        )
+        bounds = info.data.get(bounds_name)
+        if bounds is not None and len(value) != len(bounds) + 1:
+            raise ValueError(
+                f"{len(bounds)} {bounds_name} make {len(bounds) + 1} tiers, "
+                f"but {len(value)} names are given"
+            )
+        return value
+
+    def bounds(self) -> list[float]:
+        """Return the active method's tier bounds (cutoffs, percentiles or thresholds)."""
+        if self.method == "percentile":
+            return list(self.percentiles)
+        if self.method == "thresholds":
+            return list(self.thresholds)
+        return list(self.cutoffs)
+
+
+class RfmSettings(_Section):
+    """How RFM scores and segments are computed."""
+
+    monetary: Literal["revenue", "mean_spend"] = Field(
+        "revenue",
+        description=(
+            'M score from "revenue" (net, whole history) or "mean_spend" '
+            "(revenue per purchase occasion)"
+        ),
+    )
+    ties: Literal["shared", "split"] = Field(
+        "shared",
+        description=(
+            '"shared": equal values get equal scores (the score of the first of them); '
+            '"split": exactly equal quintiles, equal values split by customer id'
+        ),
+    )
+    rules: str = Field(
+        "",
+        description=(
+            "TOML file of RFM segment rules, relative to the config file's folder "
+            '("" = the built-in rules)'
+        ),
+    )
+
+    def rules_path(self, base: Path | None = None) -> Path | None:
+        """Return the rules file resolved against ``base`` (``None`` = built-in rules)."""
+        if not self.rules:
+            return None
+        path = Path(self.rules)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return path
+
+
+class LifecycleSettings(_Section):
+    """The rules that put each customer in a lifecycle stage (evaluated in this order).
+
+    Departure, acquisition, decline, growth, maturity; see docs/segments.md.
+    """
+
+    departure_p_alive: float = Field(
+        0.2, ge=0.0, le=1.0, description="departure when P(alive) is below this"
+    )
+    departure_days: int = Field(
+        365, ge=1, description="departure when the last purchase is more days ago than this"
+    )
+    acquisition_days: int = Field(
+        90, ge=0, description="acquisition while the first purchase is fewer days ago than this"
+    )
+    decline_trend: float = Field(
+        -0.3,
+        description="decline when value per period changes by this or less (-0.3 = down 30 %)",
+    )
+    decline_p_alive: float = Field(
+        0.5, ge=0.0, le=1.0, description="decline when P(alive) is below this"
+    )
+    decline_days: int = Field(
+        180,
+        ge=1,
+        description=(
+            "without a P(alive) (no purchase model fitted): decline when the last purchase "
+            "is more days ago than this"
+        ),
+    )
+    growth_trend: float = Field(
+        0.3,
+        description="growth when value per period changes by this or more (0.3 = up 30 %)",
+    )
+    developing_days: int = Field(
+        365,
+        ge=0,
+        description=(
+            "growth on any rise in value while the first purchase is fewer days ago than this"
+        ),
+    )
+    window_months: int = Field(
+        6,
+        ge=1,
+        le=60,
+        description=(
+            "months in each window of the trend: the last ones up to as_of against the "
+            "same number before (a multiple of 3 for quarterly periods)"
+        ),
+    )
+    measure: Literal["revenue", "margin", "occasions"] = Field(
+        "revenue",
+        description='value whose trend counts: "revenue" (spend), "margin" or "occasions"',
+    )
+
+    @field_validator("decline_trend")
+    @classmethod
+    def _check_decline_trend(cls, value: float) -> float:
+        if not -1.0 <= value < 0.0:
+            raise ValueError(
+                "decline_trend must be a fall, at least -1 and below 0 (e.g. -0.3 for down 30 %)"
+            )
+        return value
+
+    @field_validator("decline_p_alive")
+    @classmethod
+    def _check_decline_p_alive(cls, value: float, info: ValidationInfo) -> float:
+        departure = info.data.get("departure_p_alive")
+        if departure is not None and value < departure:
+            raise ValueError(
+                f"decline_p_alive ({value}) must not be below departure_p_alive ({departure})"
+            )
+        return value
+
+    @field_validator("decline_days")
+    @classmethod
+    def _check_decline_days(cls, value: int, info: ValidationInfo) -> int:
+        departure = info.data.get("departure_days")
+        if departure is not None and value > departure:
+            raise ValueError(
+                f"decline_days ({value}) must not be above departure_days ({departure})"
+            )
+        return value
+
+    @field_validator("growth_trend")
+    @classmethod
+    def _check_growth_trend(cls, value: float) -> float:
+        if not 0.0 < value < math.inf:
+            raise ValueError("growth_trend must be a rise, above 0 (e.g. 0.3 for up 30 %)")
+        return value
+
+    @field_validator("developing_days")
+    @classmethod
+    def _check_developing_days(cls, value: int, info: ValidationInfo) -> int:
+        acquisition = info.data.get("acquisition_days")
+        if acquisition is not None and value < acquisition:
+            raise ValueError(
+                f"developing_days ({value}) must not be below acquisition_days ({acquisition})"
+            )
+        return value
+
+
+class RelationshipSettings(_Section):
+    """Windows and choices of the relationship measures (``cvm kpis``)."""
+
+    nps_window_months: int = Field(
+        12,
+        ge=0,
+        description=(
+            "the headline NPS counts each customer's latest answer in this many months "
+            "up to as_of (0 = all history)"
+        ),
+    )
+    activity_window_months: int = Field(
+        12,
+        ge=1,
+        description=(
+            "a customer counts as active at a date after a purchase in this many "
+            "months up to it (retention and churn rates)"
+        ),
+    )
+    high_value_tiers: list[str] = Field(
+        default_factory=list,
+        description=(
+            "tiers counted as high value in the value × satisfaction grid "
+            "(empty = the two best tiers)"
+        ),
+    )
+
+
 class SegmentSettings(_Section):
     """How customers are grouped: value tiers, RFM segments and lifecycle stages."""
+
+    tiers: TierSettings = Field(default_factory=TierSettings, description="value tiers")
+    rfm: RfmSettings = Field(default_factory=RfmSettings, description="RFM scores and segments")
+    relationship: RelationshipSettings = Field(
+        default_factory=RelationshipSettings, description="relationship measures (cvm kpis)"
+    )
+    lifecycle: LifecycleSettings = Field(
+        default_factory=LifecycleSettings, description="lifecycle stages"
+    )
+
+
+IdentifierKind = Literal["email", "phone", "loyalty_card", "external_id"]
+
+
+def _strong_identifiers() -> list[IdentifierKind]:
+    return ["loyalty_card"]
 
 
 class IdentitySettings(_Section):
     """How records of one person across sources and channels become one customer."""
+
+    default_country_code: str = Field(
+        "",
+        pattern=r"^([1-9][0-9]{0,2})?$",
+        description=(
+            'calling code given to national phone numbers, e.g. "44" ("" = national '
+            "numbers cannot be normalised and are reported)"
+        ),
+    )
+    max_customers_per_identifier: int = Field(
+        3,
+        ge=1,
+        description=(
+            "an identifier claimed by more customers than this within one source "
+            "(a switchboard phone, a placeholder) is reported and not used to merge"
+        ),
+    )
+    strip_email_tags: bool = Field(
+        False, description='treat "name+tag@host" as "name@host" when matching emails'
+    )
+    strong_identifiers: list[IdentifierKind] = Field(
+        default_factory=_strong_identifiers,
+        description=(
+            "identifiers a person has only one of: a merged customer holding two "
+            "different values is reported (and still merged)"
+        ),
+    )
+    ignore_values: list[str] = Field(
+        default_factory=lambda: ["n/a", "na", "none", "null", "unknown", "-"],
+        description="identifier values that mean 'missing' (compared ignoring case)",
+    )
 
 
 class Settings(_Section):

@@ -29,7 +29,7 @@ from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
 from cvm.dynamics import analyze, customer_view, model_fits
 from cvm.dynamics.snapshots import RunOverview
 from cvm.errors import CVMError, NotFoundError
-from cvm.ingest import IngestReport, ingest
+from cvm.ingest import INPUT_TABLES, REFERENCING_TABLES, IngestReport, ingest
 from cvm.store import Store
 
 app = typer.Typer(
@@ -140,6 +140,8 @@ def _print_report(report: IngestReport, fmt: Format) -> None:
     ]
     if report.updated:
         counts.insert(2, ("of which updated", report.updated))
+    if report.table in REFERENCING_TABLES:
+        counts.append(("loaded, naming unknown customers", report.unknown_customers))
     console.print(table("Rows", ["", "rows"], counts))
     console.print(
         "read = loaded + quarantined + duplicates: "
@@ -162,10 +164,64 @@ def _print_report(report: IngestReport, fmt: Format) -> None:
         console.print(f"note: {note}")
 
 
+_TABLE_CHOICES = "|".join(INPUT_TABLES)
+
+
+def _ingest_target(arguments: list[str], table_option: str | None) -> tuple[str, Path]:
+    """Return (table, file) from ``[TABLE] FILE`` and ``--table``."""
+    if len(arguments) > 2:
+        raise typer.BadParameter(
+            f"expected [TABLE] FILE, got {len(arguments)} arguments", param_hint="[TABLE] FILE"
+        )
+    if len(arguments) == 2:
+        table_name, path = arguments[0], Path(arguments[1])
+        if table_option is not None and table_option != table_name:
+            raise typer.BadParameter(
+                f"the table is given twice: {table_name!r} and --table {table_option!r}",
+                param_hint="--table",
+            )
+    elif table_option is None:
+        raise typer.BadParameter(
+            f"name the table: cvm ingest FILE --table {_TABLE_CHOICES}", param_hint="--table"
+        )
+    else:
+        table_name, path = table_option, Path(arguments[0])
+    if table_name not in INPUT_TABLES:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(INPUT_TABLES)}, got {table_name!r}",
+            param_hint="--table" if table_option is not None else "TABLE",
+        )
+    return table_name, path
+
+
 @app.command("ingest")
 def ingest_command(
-    table_name: Annotated[str, typer.Argument(metavar="TABLE", help="transactions or customers.")],
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
+    arguments: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[TABLE] FILE",
+            help=(
+                "The CSV or Parquet file, optionally preceded by its table "
+                "(cvm ingest transactions FILE is cvm ingest FILE --table transactions)."
+            ),
+            show_default=False,
+        ),
+    ],
+    table_option: Annotated[
+        str | None,
+        typer.Option(
+            "--table",
+            metavar="TABLE",
+            help=(
+                f"The table to load: {_TABLE_CHOICES}. Interactions (customer_id, ts, kind; "
+                "channel, cost, csat 1-5, resolved), surveys (customer_id, ts; nps 0-10, "
+                "csat, comment), referrals (referrer_id, referred_id; ts), identities "
+                "(source, source_id and a customer key: customer_id, email, phone, "
+                "loyalty_card or external_id), actions (customer_id, action, ts, group "
+                "treatment|control; campaign, cost, channel)."
+            ),
+        ),
+    ] = None,
     mapping: Annotated[
         list[str] | None,
         typer.Option("--map", help="Map a column: canonical=YourColumn (repeatable)."),
@@ -192,11 +248,12 @@ def ingest_command(
     config: ConfigOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Load a file into the store; every row is loaded, quarantined or a duplicate."""
-    if table_name not in ("transactions", "customers"):
-        raise typer.BadParameter(
-            f"expected 'transactions' or 'customers', got {table_name!r}", param_hint="TABLE"
-        )
+    """Load a file into a table of the store; every row is loaded, quarantined or a duplicate.
+
+    Rows of interactions, surveys, referrals and actions that name a customer the store
+    does not know are loaded and counted (unknown_customers).
+    """
+    table_name, path = _ingest_target(arguments, table_option)
     mappings, derivations = _pairs(mapping, "--map"), _pairs(derive, "--derive")
     settings = _settings(config)
     overrides: dict[str, Any] = {}

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from cvm import __version__
 from cvm.config import Settings
+from cvm.dynamics.segmentation import segment_customers
 from cvm.errors import DataError, NotFoundError
 from cvm.features import (
     TIME_UNIT_DAYS,
@@ -29,6 +30,7 @@ from cvm.features import (
     period_series,
 )
 from cvm.store import Store
+from cvm.store.identity import IdentityReport, resolve_identities, unified
 from cvm.value import realized_value
 from cvm.value.potential import PotentialValue, potential_value
 
@@ -112,18 +114,26 @@ def analyze(
     """
     settings = settings or Settings()
     as_of = as_of or _default_as_of(store)
-    steps = 5
+    steps = 7
 
     def step(done: int, what: str) -> None:
         if progress is not None:
             progress(done, steps, what)
 
-    step(0, "features")
-    transactions = store.table("transactions")
+    step(0, "identities")
+    tables, identity = _input_tables(store, settings)
+    step(1, "features")
+    transactions = tables["transactions"]
     unit = settings.features.time_unit
     rate = settings.value.margin_rate
     summary = btyd_summary(transactions, observation_end=as_of, time_unit=unit)
-    totals = realized_value(customer_totals(transactions, observation_end=as_of, margin_rate=rate))
+    interactions = tables["interactions"]
+    costs = interactions.filter(
+        interactions.cost.notnull() & (interactions.ts.date() <= as_of)
+    ).select("customer_id", "cost")
+    totals = realized_value(
+        customer_totals(transactions, observation_end=as_of, margin_rate=rate), costs
+    )
     joined = summary.join(totals.drop("first_purchase", "last_purchase"), "customer_id")
     run_id = f"{as_of:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     snapshot = joined.select(
@@ -141,6 +151,7 @@ def analyze(
         returns=joined.returns,
         margin=joined.margin,
         realized_value=joined.realized_value,
+        cost_to_serve=joined.cost_to_serve,
     )
     periods = period_series(
         transactions, observation_end=as_of, period=settings.features.period, margin_rate=rate
@@ -148,52 +159,103 @@ def analyze(
     periods = periods.select(
         run_id=ibis.literal(run_id), **{c: periods[c] for c in periods.columns}
     )
-    step(1, "models")
+    step(2, "models")
     potential = _potential_value(store, settings, transactions, summary, as_of)
     con = store.con
-    predictions = f"__cvm_predictions_{run_id.replace('-', '_')}"
+    tag = run_id.replace("-", "_")
+    predictions, base = f"__cvm_predictions_{tag}", f"__cvm_base_{tag}"
     con.register(predictions, pa.Table.from_pandas(potential.predictions, preserve_index=False))
-    columns = ", ".join(snapshot.columns)
-    predicted = "p_alive, expected_purchases_90d, expected_spend, potential_value"
-    with store.transaction():
-        step(2, "customer snapshot")
+    predicted = ["p_alive", "expected_purchases_90d", "expected_spend", "potential_value"]
+    try:
         con.execute(
-            f"INSERT INTO customer_snapshots ({columns}, {predicted}) "
-            f"SELECT s.*, {', '.join('p.' + c for c in predicted.split(', '))} "
+            f"CREATE TEMP TABLE {base} AS SELECT s.*, "
+            f"{', '.join('p.' + c for c in predicted)} "
             f"FROM ({store.backend.compile(snapshot)}) s "
             f"LEFT JOIN {predictions} p USING (customer_id)"
         )
+    finally:
         con.unregister(predictions)
-        _store_fits(store, run_id, potential)
-        step(3, "period series")
-        inserted = con.execute(
-            f"INSERT INTO period_snapshots {store.backend.compile(periods)}"
-        ).fetchone()
-        n_periods = int(inserted[0]) if inserted else 0
-        row = con.execute(
-            "SELECT count(*) FROM customer_snapshots WHERE run_id = ?", [run_id]
-        ).fetchone()
-        n = int(row[0]) if row else 0
-        if n == 0:
-            raise DataError(f"no transactions on or before {as_of.isoformat()}")
-        con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                as_of,
-                dt.datetime.now(),
-                unit,
-                settings.features.period,
-                settings.model_dump_json(),
-                n,
-                n_periods,
-                __version__,
-            ],
-        )
-    step(4, "overview")
+    temporary = [base]
+    try:
+        with store.transaction():
+            step(3, "period series")
+            inserted = con.execute(
+                f"INSERT INTO period_snapshots {store.backend.compile(periods)}"
+            ).fetchone()
+            n_periods = int(inserted[0]) if inserted else 0
+            step(4, "values and segments")
+            stored_periods = store.table("period_snapshots")
+            segmented = segment_customers(
+                store,
+                store.backend.table(base),
+                periods=stored_periods.filter(stored_periods.run_id == run_id),
+                settings=settings,
+                as_of=as_of,
+                tables=tables,
+            )
+            temporary.extend(segmented.temporary)
+            step(5, "customer snapshot")
+            columns = ", ".join(store.backend.table(segmented.table).columns)
+            con.execute(
+                f"INSERT INTO customer_snapshots ({columns}) SELECT {columns} "
+                f"FROM {segmented.table}"
+            )
+            _store_fits(store, run_id, potential)
+            row = con.execute(
+                "SELECT count(*) FROM customer_snapshots WHERE run_id = ?", [run_id]
+            ).fetchone()
+            n = int(row[0]) if row else 0
+            if n == 0:
+                raise DataError(f"no transactions on or before {as_of.isoformat()}")
+            details = {
+                "identity": _plain(asdict(identity)) if identity is not None else None,
+                "referrals": segmented.referrals,
+            }
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    as_of,
+                    dt.datetime.now(),
+                    unit,
+                    settings.features.period,
+                    settings.model_dump_json(),
+                    n,
+                    n_periods,
+                    __version__,
+                    json.dumps(details),
+                ],
+            )
+    finally:
+        for name in temporary:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+    step(6, "overview")
     overview = run_overview(store, run_id, top_share=settings.value.top_share)
-    step(5, "done")
+    step(7, "done")
     return overview
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready copy: dates and times as ISO text."""
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in data.items()}
+
+
+def _input_tables(store: Store, settings: Settings) -> tuple[dict[str, Any], IdentityReport | None]:
+    """Return the input tables with unified customer ids (resolving identities if any).
+
+    Identity resolution runs when the store holds identity records or customers with an
+    email, phone or loyalty card; otherwise every id is its own customer.
+    """
+    row = store.con.execute(
+        "SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM customers "
+        "WHERE coalesce(email, phone, loyalty_card) IS NOT NULL) "
+        "+ (SELECT count(*) FROM customer_map)"
+    ).fetchone()
+    names = ("transactions", "interactions", "surveys", "referrals", "customers")
+    if not row or not row[0]:
+        return {name: store.table(name) for name in names}, None
+    report = resolve_identities(store, settings.identity)
+    return {name: unified(store, name) for name in names}, report
 
 
 def _units_per_year(time_unit: str) -> float:

@@ -24,7 +24,15 @@ from typing import Final
 from cvm.errors import ConfigError, SchemaError
 
 __all__ = [
+    "ACTION_FIELDS",
     "CUSTOMER_FIELDS",
+    "GROUP_CHOICES",
+    "IDENTITY_FIELDS",
+    "IDENTITY_KEYS",
+    "INTERACTION_FIELDS",
+    "REFERRAL_FIELDS",
+    "SURVEY_FIELDS",
+    "TABLE_FIELDS",
     "TRANSACTION_FIELDS",
     "ColumnSpec",
     "Field",
@@ -37,12 +45,53 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Field:
-    """A canonical column: its kind and the headers recognised as it."""
+    """A canonical column: its kind, the headers recognised as it and its value rules.
+
+    Attributes
+    ----------
+    name
+        The canonical column name.
+    kind
+        ``"id"``, ``"text"``, ``"number"``, ``"timestamp"``, ``"boolean"`` (true/false,
+        yes/no, y/n, 1/0) or ``"choice"`` (one of ``choices``).
+    required
+        Whether every row needs a value.
+    synonyms
+        Normalised headers recognised as this column, in priority order.
+    minimum, maximum
+        Inclusive bounds of a number (``None``: unbounded).
+    integer
+        Whether a number must be whole.
+    choices
+        For ``"choice"``: accepted text (normalised: lower case, runs of blanks, ``_``
+        and ``-`` as one space) → the value stored.
+    """
 
     name: str
-    kind: str  # "id", "text", "number", "timestamp"
+    kind: str
     required: bool
     synonyms: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+    choices: tuple[tuple[str, str], ...] = ()
+
+    def expected(self) -> str:
+        """Describe a valid value in words (for quarantine reasons)."""
+        if self.kind == "choice":
+            values = list(dict.fromkeys(value for _, value in self.choices))
+            return " or ".join(values)
+        what = "a whole number" if self.integer else "a number"
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            return f"{what} from {low:g} to {high:g}"
+        if low == 0:
+            return f"{what} of 0 or more"
+        if low is not None:
+            return f"{what} of at least {low:g}"
+        if high is not None:
+            return f"{what} of at most {high:g}"
+        return what
 
 
 TRANSACTION_FIELDS: Final[tuple[Field, ...]] = (
@@ -135,6 +184,185 @@ CUSTOMER_FIELDS: Final[tuple[Field, ...]] = (
     Field("phone", "text", False, ("phone_number", "mobile", "telephone")),
     Field("loyalty_card", "text", False, ("card_number", "loyalty_id", "loyalty_number")),
 )
+
+_CUSTOMER_ID: Final = TRANSACTION_FIELDS[0]
+_EMAIL: Final = CUSTOMER_FIELDS[3]
+_PHONE: Final = CUSTOMER_FIELDS[4]
+_LOYALTY_CARD: Final = CUSTOMER_FIELDS[5]
+_CHANNEL: Final = Field("channel", "text", False, ("contact_channel", "medium"))
+
+
+def _event_time(*synonyms: str, required: bool = True) -> Field:
+    return Field(
+        "ts",
+        "timestamp",
+        required,
+        (*synonyms, "date", "timestamp", "datetime", "created_at", "occurred_at", "event_time"),
+    )
+
+
+def _csat(*synonyms: str) -> Field:
+    return Field(
+        "csat",
+        "number",
+        False,
+        ("satisfaction", "csat_score", "satisfaction_score", *synonyms),
+        minimum=1,
+        maximum=5,
+    )
+
+
+def _cost(*synonyms: str) -> Field:
+    return Field("cost", "number", False, synonyms, minimum=0)
+
+
+INTERACTION_FIELDS: Final[tuple[Field, ...]] = (
+    _CUSTOMER_ID,
+    _event_time("interaction_date", "contact_date", "interaction_time", "contact_time"),
+    Field(
+        "kind",
+        "text",
+        True,
+        ("type", "interaction_type", "contact_type", "event_type", "interaction_kind"),
+    ),
+    _CHANNEL,
+    _cost("cost_to_serve", "service_cost", "handling_cost", "interaction_cost"),
+    _csat("rating", "satisfaction_rating"),
+    Field("resolved", "boolean", False, ("is_resolved", "solved", "resolved_flag")),
+)
+
+SURVEY_FIELDS: Final[tuple[Field, ...]] = (
+    _CUSTOMER_ID,
+    _event_time("survey_date", "response_date", "responded_at", "submitted_at", "completed_at"),
+    Field(
+        "nps",
+        "number",
+        False,
+        (
+            "nps_score",
+            "likelihood_to_recommend",
+            "recommend_score",
+            "recommendation_score",
+            "ltr",
+        ),
+        minimum=0,
+        maximum=10,
+        integer=True,
+    ),
+    _csat(),
+    Field(
+        "comment",
+        "text",
+        False,
+        ("comments", "feedback", "verbatim", "free_text", "remarks", "response_text"),
+    ),
+)
+
+REFERRAL_FIELDS: Final[tuple[Field, ...]] = (
+    Field(
+        "referrer_id",
+        "id",
+        True,
+        (
+            "referrer",
+            "referring_customer",
+            "referring_customer_id",
+            "referrer_customer_id",
+            "referred_by",
+            "advocate_id",
+        ),
+    ),
+    Field(
+        "referred_id",
+        "id",
+        True,
+        (
+            "referred",
+            "new_customer_id",
+            "referred_customer",
+            "referred_customer_id",
+            "referee_id",
+            "referee",
+            "invitee_id",
+        ),
+    ),
+    _event_time("referral_date", "referred_at", "referral_time", required=False),
+)
+
+#: Columns of identities that name the customer; each row needs at least one.
+IDENTITY_KEYS: Final[tuple[str, ...]] = (
+    "customer_id",
+    "email",
+    "phone",
+    "loyalty_card",
+    "external_id",
+)
+
+IDENTITY_FIELDS: Final[tuple[Field, ...]] = (
+    Field("source", "text", True, ("source_system", "system", "origin", "data_source")),
+    Field(
+        "source_id",
+        "id",
+        True,
+        ("source_key", "source_record_id", "record_id", "local_id", "id_in_source"),
+    ),
+    Field("customer_id", "id", False, _CUSTOMER_ID.synonyms),
+    _EMAIL,
+    _PHONE,
+    _LOYALTY_CARD,
+    Field(
+        "external_id",
+        "id",
+        False,
+        ("ext_id", "external_customer_id", "external_key", "crm_id", "global_id"),
+    ),
+)
+
+#: Accepted spellings of an action's group (normalised) → the stored value.
+GROUP_CHOICES: Final[tuple[tuple[str, str], ...]] = (
+    ("treatment", "treatment"),
+    ("treatment group", "treatment"),
+    ("treated", "treatment"),
+    ("test", "treatment"),
+    ("test group", "treatment"),
+    ("control", "control"),
+    ("control group", "control"),
+    ("holdout", "control"),
+    ("hold out", "control"),
+    ("holdout group", "control"),
+)
+
+ACTION_FIELDS: Final[tuple[Field, ...]] = (
+    _CUSTOMER_ID,
+    Field(
+        "action",
+        "text",
+        True,
+        ("action_name", "action_type", "offer", "offer_name", "activity", "action_code"),
+    ),
+    _event_time("action_date", "sent_at", "contact_date", "executed_at", "action_time"),
+    Field(
+        "group",
+        "choice",
+        True,
+        ("treatment_group", "arm", "variant", "test_group", "group_name", "assignment"),
+        choices=GROUP_CHOICES,
+    ),
+    Field("campaign", "text", False, ("campaign_id", "campaign_name", "campaign_code")),
+    _cost("action_cost", "contact_cost", "cost_per_contact"),
+    _CHANNEL,
+)
+
+#: Canonical fields of every input table, by table name.
+TABLE_FIELDS: Final[dict[str, tuple[Field, ...]]] = {
+    "transactions": TRANSACTION_FIELDS,
+    "customers": CUSTOMER_FIELDS,
+    "interactions": INTERACTION_FIELDS,
+    "surveys": SURVEY_FIELDS,
+    "referrals": REFERRAL_FIELDS,
+    "identities": IDENTITY_FIELDS,
+    "actions": ACTION_FIELDS,
+}
 
 _UNIT_PRICE_SYNONYMS: Final = ("unit_price", "price", "price_each", "unit_cost_price")
 
@@ -241,6 +469,7 @@ def resolve_columns(
     mapping: Mapping[str, str],
     derive: Mapping[str, str],
     table: str,
+    one_of: tuple[str, ...] = (),
 ) -> dict[str, ColumnSpec]:
     """Decide where every canonical column comes from.
 
@@ -258,6 +487,9 @@ def resolve_columns(
         Explicit ``canonical → expression``.
     table
         Target table name (for messages).
+    one_of
+        Optional columns of which the source must have at least one (the customer
+        keys of identities).
 
     Returns
     -------
@@ -270,7 +502,8 @@ def resolve_columns(
         If a required column cannot be found, a mapped column does not exist, or
         headers are ambiguous — before anything is written.
     ConfigError
-        If a mapping or derivation names an unknown canonical column or is malformed.
+        If a mapping or derivation names an unknown canonical column, derives a column
+        that is not a number, or is malformed.
     """
     known = {f.name: f for f in fields}
     for name in [*mapping, *derive]:
@@ -278,6 +511,12 @@ def resolve_columns(
             raise ConfigError(
                 f"'{name}' is not a column of {table} (known: {', '.join(known)})",
                 key=f"ingest.{table}",
+            )
+    for name in derive:
+        if known[name].kind != "number":
+            raise ConfigError(
+                f"'{name}' of {table} is not a number and cannot be derived; map a column instead",
+                key=f"ingest.{table}.derive.{name}",
             )
     both = set(mapping) & set(derive)
     if both:
@@ -321,6 +560,13 @@ def resolve_columns(
                 path=path,
                 column=spec.field.name,
             )
+    if one_of and all(specs[name].source is None for name in one_of):
+        raise SchemaError(
+            f"{table} need at least one customer key column ({', '.join(one_of)}); map one "
+            f"with --map {one_of[0]}=COLUMN (the source's columns: {', '.join(columns) or 'none'})",
+            path=path,
+            column=one_of[0],
+        )
     return specs
 
 

@@ -4,7 +4,9 @@ Everything happens in one SQL pass inside the store's engine: each canonical col
 cast from its source (text or native type), and a chain of checks gives each row a
 ``__reason``, the offending ``__column`` and its ``__raw`` value, or NULLs when the row
 is valid. The checks, in order of the canonical columns: missing required values,
-values that are not numbers or dates, non-finite numbers, implausible dates.
+values that are not numbers, dates, booleans or one of a column's choices, non-finite
+numbers, numbers out of their column's range, implausible dates; then, for tables that
+need one of several columns (the customer keys of identities), a row with none.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 
 import duckdb
 
-from cvm.ingest.mapping import ColumnSpec, render_sql
+from cvm.ingest.mapping import ColumnSpec, Field, render_sql
 
 __all__ = [
     "DATE_FORMATS",
+    "FALSE_WORDS",
+    "TRUE_WORDS",
     "build_typed_select",
     "detect_date_format",
     "literal",
@@ -123,10 +127,32 @@ def detect_date_format(
     return chosen, note
 
 
+#: Accepted boolean spellings (compared in lower case).
+TRUE_WORDS: tuple[str, ...] = ("true", "yes", "y", "1")
+FALSE_WORDS: tuple[str, ...] = ("false", "no", "n", "0")
+_BOOLEAN_EXPECTED = "expected true/false, yes/no, y/n or 1/0, got {raw}"
+
+
+def _in_list(values: tuple[str, ...]) -> str:
+    return ", ".join(literal(v) for v in values)
+
+
+def _out_of_range(field: Field, value: str) -> str | None:
+    """Return the SQL condition for a number ``value`` outside the field's rules."""
+    parts = []
+    if field.minimum is not None:
+        parts.append(f"{value} < {field.minimum!r}")
+    if field.maximum is not None:
+        parts.append(f"{value} > {field.maximum!r}")
+    if field.integer:
+        parts.append(f"{value} <> trunc({value})")
+    return " OR ".join(parts) or None
+
+
 @dataclass(frozen=True)
 class _Check:
     condition: str
-    column: str
+    column: str | None
     raw: str
     reason: str  # may contain "{raw}", replaced by the quoted raw value
 
@@ -169,6 +195,7 @@ def build_typed_select(
     min_date: dt.date,
     max_date: dt.datetime,
     extra: dict[str, str] | None = None,
+    one_of: tuple[str, ...] = (),
 ) -> TypedSelect:
     """Build the SQL that types and checks every row of a staged source.
 
@@ -186,6 +213,9 @@ def build_typed_select(
         Plausible date range; values outside it are rejected.
     extra
         Further output columns: name → SQL expression over the staged row ``s``.
+    one_of
+        Canonical columns of which each row needs at least one value; a row with none
+        is rejected as having no customer key (without a column).
 
     Returns
     -------
@@ -226,9 +256,10 @@ def build_typed_select(
         return None
 
     values: list[str] = []
+    typed: dict[str, str] = {}
     checks: list[_Check] = []
 
-    def check(condition: str | None, column: str, raw: str, reason: str) -> None:
+    def check(condition: str | None, column: str | None, raw: str, reason: str) -> None:
         if condition is not None:
             checks.append(_Check(condition, column, raw, reason))
 
@@ -251,9 +282,17 @@ def build_typed_select(
                 f"CAST({value} AS VARCHAR)",
                 f"{name} = {spec.text} is not a finite number: {{raw}}",
             )
+            check(
+                _out_of_range(spec.field, value),
+                name,
+                f"CAST({value} AS VARCHAR)",
+                f"{name} = {spec.text}: expected {spec.field.expected()}, got {{raw}}",
+            )
             continue
         if spec.source is None:
-            sql_type = {"number": "DOUBLE", "timestamp": "TIMESTAMP"}.get(kind, "VARCHAR")
+            sql_type = {"number": "DOUBLE", "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"}.get(
+                kind, "VARCHAR"
+            )
             values.append(f"CAST(NULL AS {sql_type}) AS {quote(name)}")
             continue
         column = spec.source
@@ -276,6 +315,46 @@ def build_typed_select(
             value = number(column)
             check(not_a_number(column), column, raw, "expected a number, got {raw}")
             check(not_finite(column), column, raw, "expected a finite number, got {raw}")
+            check(
+                _out_of_range(spec.field, value),
+                column,
+                raw,
+                f"expected {spec.field.expected()}, got {{raw}}",
+            )
+        elif kind == "boolean":
+            if base(column) == "BOOLEAN":
+                value = f"CAST({source(column)} AS BOOLEAN)"
+            elif base(column) in _NUMERIC:
+                value = (
+                    f"CASE WHEN {source(column)} = 1 THEN true "
+                    f"WHEN {source(column)} = 0 THEN false END"
+                )
+                check(
+                    f"{source(column)} IS NOT NULL AND {value} IS NULL",
+                    column,
+                    raw,
+                    _BOOLEAN_EXPECTED,
+                )
+            else:
+                word = f"lower({raw})"
+                value = (
+                    f"CASE WHEN {word} IN ({_in_list(TRUE_WORDS)}) THEN true "
+                    f"WHEN {word} IN ({_in_list(FALSE_WORDS)}) THEN false END"
+                )
+                check(f"{raw} IS NOT NULL AND {value} IS NULL", column, raw, _BOOLEAN_EXPECTED)
+        elif kind == "choice":
+            word = f"trim(regexp_replace(lower({raw}), '[\\s_-]+', ' ', 'g'))"
+            cases = " ".join(
+                f"WHEN {literal(given)} THEN {literal(stored)}"
+                for given, stored in spec.field.choices
+            )
+            value = f"CASE {word} {cases} END"
+            check(
+                f"{raw} IS NOT NULL AND {value} IS NULL",
+                column,
+                raw,
+                f"expected {spec.field.expected()}, got {{raw}}",
+            )
         elif kind == "timestamp":
             if base(column) in _TEMPORAL:
                 value = f"CAST({source(column)} AS TIMESTAMP)"
@@ -313,6 +392,17 @@ def build_typed_select(
         else:  # pragma: no cover - kinds are fixed in mapping.py
             raise AssertionError(kind)
         values.append(f"{value} AS {quote(name)}")
+        typed[name] = value
+
+    keys = [(name, specs[name].source) for name in one_of if name in typed]
+    if keys:
+        labels = [str(column) for _, column in keys]
+        check(
+            " AND ".join(f"({typed[name]}) IS NULL" for name, _ in keys),
+            None,
+            "NULL",
+            f"no customer key: {', '.join(labels)} {'is' if len(labels) == 1 else 'are'} empty",
+        )
 
     values += [f"{sql} AS {quote(name)}" for name, sql in (extra or {}).items()]
     first_failure = (
@@ -331,7 +421,12 @@ def build_typed_select(
             f"SELECT s.__line AS __line, {', '.join(values)}, {first_failure} AS __check "
             f"FROM {quote(table)} AS s"
         ),
-        column=describe([f"WHEN {i} THEN {literal(c.column)}" for i, c in enumerate(checks)]),
+        column=describe(
+            [
+                f"WHEN {i} THEN {literal(c.column) if c.column is not None else 'NULL'}"
+                for i, c in enumerate(checks)
+            ]
+        ),
         raw=describe([f"WHEN {i} THEN CAST({c.raw} AS VARCHAR)" for i, c in enumerate(checks)]),
         reason=describe([f"WHEN {i} THEN {_reason_sql(c)}" for i, c in enumerate(checks)]),
     )

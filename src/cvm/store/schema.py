@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["INPUT_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "TRANSACTION_COLUMNS"]
+__all__ = [
+    "INPUT_COLUMNS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SEGMENT_COLUMNS",
+    "TRANSACTION_COLUMNS",
+]
 
 #: Canonical transaction columns and their store types, in order.
 TRANSACTION_COLUMNS: Final[dict[str, str]] = {
@@ -188,8 +194,10 @@ def _input_table(name: str, columns: dict[str, str]) -> str:
 
 _V3: Final[list[str]] = [
     *(_input_table(name, columns) for name, columns in INPUT_COLUMNS.items()),
+    # no primary key: the map is rebuilt whole and unique by construction, and the key's
+    # index cost more than the rest of identity resolution on a million ids
     """CREATE TABLE customer_map (
-        customer_id VARCHAR NOT NULL PRIMARY KEY,
+        customer_id VARCHAR NOT NULL,
         unified_id VARCHAR NOT NULL,
         rule VARCHAR NOT NULL,
         resolved_at TIMESTAMP NOT NULL
@@ -203,11 +211,40 @@ _V3: Final[list[str]] = [
     )""",
 ]
 
+#: Columns the value and segment stages add to every customer snapshot (schema v4).
+SEGMENT_COLUMNS: Final[dict[str, str]] = {
+    "cost_to_serve": "DOUBLE",
+    "influence_value": "DOUBLE",
+    "referred_customers": "BIGINT",
+    "referred_total": "BIGINT",
+    "total_value": "DOUBLE",
+    "value_score": "DOUBLE",
+    "tier": "INTEGER",
+    "tier_name": "VARCHAR",
+    "r_score": "INTEGER",
+    "f_score": "INTEGER",
+    "m_score": "INTEGER",
+    "rfm_code": "VARCHAR",
+    "rfm_segment": "VARCHAR",
+    "trend": "DOUBLE",
+    "lifecycle_stage": "VARCHAR",
+    "lifecycle_reason": "VARCHAR",
+    "nps": "DOUBLE",
+    "nps_category": "VARCHAR",
+    "csat": "DOUBLE",
+}
+
+_V4: Final[list[str]] = [
+    *(f"ALTER TABLE customer_snapshots ADD COLUMN {c} {k}" for c, k in SEGMENT_COLUMNS.items()),
+    "ALTER TABLE runs ADD COLUMN details JSON",
+]
+
 #: Ordered migrations: version → (description, statements).
 MIGRATIONS: Final[dict[int, tuple[str, list[str]]]] = {
     1: ("initial schema: transactions, customers, quarantine, ingest log, snapshots", _V1),
     2: ("potential value in snapshots; model fits per run", _V2),
     3: ("interactions, surveys, referrals, identities, actions; identity resolution", _V3),
+    4: ("values, tiers, RFM, lifecycle and satisfaction in snapshots; run details", _V4),
 }
 
 SCHEMA_VERSION: Final[int] = max(MIGRATIONS)
