@@ -51,13 +51,25 @@ def test_make_demo_runs_the_demo(tmp_path: Path) -> None:
     assert "Ingested 69,659 rows: 69,659 loaded" in out
     assert "Ingested 541,909 rows: 406,829 loaded, 135,080 quarantined, 0 duplicates" in out
     assert re.search(r"The top 20% of customers hold \d+\.\d% of realized value", out)
+    assert "Ingested 328 rows of referrals (synthetic)" in out
+    for heading in ("Value tiers", "Lifecycle stages", "Relationship measures", "NPS"):
+        assert heading in out, heading
     assert (tmp_path / "demo" / "online_retail.duckdb").exists()
 
 
 def test_every_command_is_documented() -> None:
     doc = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
-    assert set(names) == {"init", "ingest", "analyze", "customer", "models", "demo"}
+    assert set(names) == {
+        "init",
+        "ingest",
+        "analyze",
+        "customer",
+        "segments",
+        "kpis",
+        "models",
+        "demo",
+    }
     for name in names:
         assert f"`cvm {name}" in doc, name
         assert f"cvm {name}" in README or name in ("init", "demo", "models"), name

@@ -432,7 +432,8 @@ def test_demo_cdnow_and_rerun_is_idempotent(tmp_path: Path) -> None:
     master = pd.read_parquet(shared("cdnow_master.parquet"))
     first = run_json("demo", "--dir", "D", "--dataset", "cdnow", cwd=tmp_path)
     assert [r["dataset"] for r in first] == ["cdnow"]
-    report, overview = first[0]["ingest"], first[0]["overview"]
+    report, overview = first[0]["ingest"][0], first[0]["overview"]
+    assert [r["table"] for r in first[0]["ingest"]] == ["transactions"]  # no synthetic data
     assert (report["read"], report["loaded"], report["quarantined"], report["duplicates"]) == (
         69659,
         69659,
@@ -448,7 +449,7 @@ def test_demo_cdnow_and_rerun_is_idempotent(tmp_path: Path) -> None:
     assert (tmp_path / "D" / "cdnow.duckdb").exists()
 
     second = run_json("demo", "--dir", "D", "--dataset", "cdnow", cwd=tmp_path)
-    again = second[0]["ingest"]
+    again = second[0]["ingest"][0]
     assert again["already_ingested"] is True
     assert again["duplicates"] == again["read"] == 69659
     assert again["loaded"] == 0

@@ -7,7 +7,6 @@ Every command that touches the store takes ``--db`` (default: the ``store.path``
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,65 +14,22 @@ from typing import Annotated, Any
 import typer
 
 from cvm import __version__
-from cvm.cli.output import (
-    Format,
-    console,
-    emit_csv,
-    emit_json,
-    emit_machine,
-    err_console,
-    progress_bar,
-    table,
+from cvm.cli.common import (
+    ConfigOption,
+    DbOption,
+    FormatOption,
+    app,
+    open_store,
+    parse_date,
+    read_settings,
 )
-from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
-from cvm.dynamics import analyze, customer_view, model_fits
-from cvm.dynamics.snapshots import RunOverview
-from cvm.errors import CVMError, NotFoundError
+from cvm.cli.output import Format, console, emit_machine, err_console, progress_bar, table
+from cvm.cli.views import print_overview
+from cvm.config import CONFIG_FILENAME, default_toml, load_settings
+from cvm.dynamics import analyze
+from cvm.errors import CVMError
 from cvm.ingest import INPUT_TABLES, REFERENCING_TABLES, IngestReport, ingest
 from cvm.store import Store
-
-app = typer.Typer(
-    name="cvm",
-    help="Customer Value Management: load customer data, see what each customer is worth.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-)
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Store file (default: store.path of cvm.toml, else ./cvm.duckdb)."),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="Configuration file (default: ./cvm.toml when present)."),
-]
-FormatOption = Annotated[
-    Format, typer.Option("--format", help="Output format: table, json or csv.")
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    return load_settings(config)
-
-
-def _open_store(
-    db: Path | None, settings: Settings, *, read_only: bool = False, must_exist: bool = False
-) -> Store:
-    """Open the store named by --db, else cvm.toml's store.path, else ./cvm.duckdb.
-
-    ``must_exist`` refuses to create a new, empty store (for commands that only read
-    what earlier commands wrote).
-    """
-    path = (
-        db
-        if db is not None
-        else (settings.store_path() if settings.source is not None else Path("cvm.duckdb"))
-    )
-    if must_exist and not path.exists():
-        raise NotFoundError("no store here; run 'cvm ingest' or 'cvm demo' first", path=path)
-    return Store(path, read_only=read_only)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -255,7 +211,7 @@ def ingest_command(
     """
     table_name, path = _ingest_target(arguments, table_option)
     mappings, derivations = _pairs(mapping, "--map"), _pairs(derive, "--derive")
-    settings = _settings(config)
+    settings = read_settings(config)
     overrides: dict[str, Any] = {}
     if encoding:
         overrides["encoding"] = encoding
@@ -268,7 +224,7 @@ def ingest_command(
             update={"ingest": settings.ingest.model_copy(update=overrides)}
         )
     with (
-        _open_store(db, settings) as store,
+        open_store(db, settings) as store,
         progress_bar(
             f"Reading {path.name}", enabled=fmt is Format.table and sys.stderr.isatty()
         ) as update,
@@ -286,56 +242,6 @@ def ingest_command(
 
 
 # -- analyze ----------------------------------------------------------------------------
-def _print_overview(overview: RunOverview, fmt: Format) -> None:
-    if emit_machine(overview.to_dict(), fmt):
-        return
-    console.print(f"[bold]Run {overview.run_id}[/bold] as of {overview.as_of.isoformat()}")
-    console.print(
-        table(
-            "Overview",
-            ["", "value"],
-            [
-                ("customers", overview.customers),
-                ("transactions", overview.transactions),
-                ("revenue (net of returns)", overview.revenue),
-                ("returns", overview.returns),
-                ("realized value", overview.realized_value),
-                ("potential value", overview.potential_value),
-            ],
-        )
-    )
-    console.print(
-        f"The top {overview.top_share:.0%} of customers hold "
-        f"{overview.top_value_share:.1%} of realized value."
-    )
-    if overview.purchase_model:
-        console.print(f"Purchase model: {overview.model_reason}", markup=False)
-        console.print(f"Spend model: {overview.spend_model}")
-    for error in overview.model_errors:
-        console.print(f"note: {error}", markup=False)
-    console.print(
-        table(
-            "Top customers by realized value",
-            ["customer", "purchase occasions", "revenue", "realized value"],
-            [
-                (c["customer_id"], c["occasions"], c["revenue"], c["realized_value"])
-                for c in overview.top_customers
-            ],
-        )
-    )
-
-
-def _parse_date(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected a date YYYY-MM-DD, got {value!r}", param_hint=option
-        ) from None
-
-
 @app.command("analyze")
 def analyze_command(
     as_of: Annotated[
@@ -347,232 +253,21 @@ def analyze_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Compute features and realized value at a date and keep them as a snapshot."""
-    settings = _settings(config)
-    date = _parse_date(as_of, "--as-of")
+    settings = read_settings(config)
+    date = parse_date(as_of, "--as-of")
     with (
-        _open_store(db, settings, must_exist=True) as store,
+        open_store(db, settings, must_exist=True) as store,
         progress_bar("Analyzing", enabled=fmt is Format.table and sys.stderr.isatty()) as update,
     ):
         overview = analyze(
             store, settings, as_of=date, progress=lambda done, total, _: update(done, total)
         )
-    _print_overview(overview, fmt)
+    if not emit_machine(overview.to_dict(), fmt):
+        print_overview(overview)
 
 
-# -- customer ---------------------------------------------------------------------------
-@app.command("customer")
-def customer_command(
-    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
-    run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
-    db: DbOption = None,
-    config: ConfigOption = None,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Show one customer's figures from an analysis run."""
-    settings = _settings(config)
-    with _open_store(db, settings, read_only=True) as store:
-        view = customer_view(store, customer_id, run_id=run)
-    if fmt is Format.json:
-        emit_json(view)
-        return
-    if fmt is Format.csv:
-        emit_csv([view["figures"]])
-        return
-    f = view["figures"]
-    unit = view["time_unit"]
-    console.print(
-        f"[bold]Customer {customer_id}[/bold]  (run {view['run_id']}, as of {view['as_of']})"
-    )
-    console.print(
-        table(
-            "Figures",
-            ["", "value"],
-            [
-                ("first purchase", f["first_purchase"]),
-                ("last purchase", f["last_purchase"]),
-                ("purchase occasions", f["occasions"]),
-                ("repeat purchases (frequency)", f["frequency"]),
-                (f"recency ({unit}s)", round(f["recency"], 2)),
-                (f"age T ({unit}s)", round(f["t"], 2)),
-                ("mean repeat purchase", f["monetary_value"]),
-                ("transactions", f["transactions"]),
-                ("revenue (net of returns)", f["revenue"]),
-                ("returns", f["returns"]),
-                ("profit (margin)", f["margin"]),
-                ("realized value", f["realized_value"]),
-                ("P(alive)", _maybe(f.get("p_alive"), "{:.3f}")),
-                (
-                    "expected purchases, next 90 days",
-                    _maybe(f.get("expected_purchases_90d"), "{:.2f}"),
-                ),
-                ("expected spend per purchase", _maybe(f.get("expected_spend"), "{:,.2f}")),
-                ("potential value (CLV)", _maybe(f.get("potential_value"), "{:,.2f}")),
-            ],
-        )
-    )
-    if view["recent_transactions"]:
-        console.print(
-            table(
-                "Recent transactions",
-                ["when", "amount", "transaction", "product"],
-                [
-                    (t["ts"], t["amount"], t["transaction_id"] or "", t["product_id"] or "")
-                    for t in view["recent_transactions"]
-                ],
-            )
-        )
-
-
-def _maybe(value: float | None, pattern: str) -> str:
-    if value is None or value != value:
-        return "–"
-    return pattern.format(value)
-
-
-# -- models -----------------------------------------------------------------------------
-@app.command("models")
-def models_command(
-    run: Annotated[str | None, typer.Option("--run", help="Run id (default: latest).")] = None,
-    plots: Annotated[
-        Path | None,
-        typer.Option(
-            "--plots", help="Write diagnostic plots (SVG) into this folder.", file_okay=False
-        ),
-    ] = None,
-    db: DbOption = None,
-    config: ConfigOption = None,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Show the models fitted for a run: parameters, fit, backtest and the choice."""
-    settings = _settings(config)
-    with _open_store(db, settings, read_only=True) as store:
-        fits = model_fits(store, run_id=run)
-        written = _write_plots(store, run, plots) if plots is not None else []
-    if fmt is Format.json:
-        emit_json(fits)
-        return
-    if fmt is Format.csv:
-        emit_csv([{k: v for k, v in f.items() if not isinstance(v, dict)} for f in fits])
-        return
-    rows = []
-    for f in fits:
-        test = f["backtest"] or {}
-        rows.append(
-            (
-                f["role"],
-                f["model"],
-                "yes" if f["chosen"] else "",
-                _maybe(f["log_likelihood"], "{:,.1f}"),
-                _maybe(f["bic"], "{:,.1f}"),
-                _maybe(test.get("mae"), "{:.4f}"),
-                _maybe(test.get("auc_expected"), "{:.3f}"),
-            )
-        )
-    title = f"Models of run {fits[0]['run_id']}" if fits else "Models"
-    columns = ["role", "model", "used", "log-lik.", "BIC", "holdout MAE", "AUC"]
-    console.print(table(title, columns, rows))
-    for f in fits:
-        params = ", ".join(f"{k} = {v:.4g}" for k, v in (f["params"] or {}).items())
-        detail = params or f"not fitted: {f['error']}"
-        console.print(f"{f['role']} {f['model']}: {detail}", markup=False, soft_wrap=True)
-    for f in fits:
-        if f["chosen"] and f["reason"]:
-            console.print(f"Chosen {f['role']} model: {f['reason']}", markup=False)
-    for path in written:
-        console.print(f"wrote {path}", markup=False)
-
-
-def _write_plots(store: Store, run: str | None, folder: Path) -> list[Path]:
-    from cvm.report.model_plots import model_plots
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, svg in model_plots(store, run).items():
-        path = folder / name
-        path.write_text(svg, encoding="utf-8")
-        written.append(path)
-    return written
-
-
-# -- demo -------------------------------------------------------------------------------
-_DATASETS = {
-    "cdnow": ("cdnow_master.parquet", "CDNOW first-time buyers, 1997-1998"),
-    "online_retail": ("online_retail.parquet", "UCI Online Retail, 2010-2011 (CC BY 4.0)"),
-}
-
-
-@app.command("demo")
-def demo_command(
-    directory: Annotated[
-        Path, typer.Option("--dir", help="Folder for the demo's config and stores.")
-    ] = Path("cvm-demo"),
-    dataset: Annotated[str, typer.Option("--dataset", help="cdnow, online_retail or all.")] = "all",
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Run init → ingest → analyze on real data bundled with cvm and summarise it."""
-    from importlib.resources import as_file, files
-
-    names = list(_DATASETS) if dataset == "all" else [dataset]
-    for name in names:
-        if name not in _DATASETS:
-            raise typer.BadParameter(
-                f"expected cdnow, online_retail or all, got {dataset!r}", param_hint="--dataset"
-            )
-    directory.mkdir(parents=True, exist_ok=True)
-    config = directory / CONFIG_FILENAME
-    if not config.exists():
-        config.write_text(default_toml(), encoding="utf-8")
-    settings = load_settings(config)
-    results: list[dict[str, Any]] = []
-    for name in names:
-        filename, title = _DATASETS[name]
-        store_path = directory / f"{name}.duckdb"
-        with as_file(files("cvm.data") / filename) as data_path, Store(store_path) as store:
-            with progress_bar(
-                f"Ingesting {name}", enabled=fmt is Format.table and sys.stderr.isatty()
-            ) as update:
-                report = ingest(
-                    store, data_path, table="transactions", settings=settings, progress=update
-                )
-            overview = analyze(store, settings)
-        results.append(
-            {
-                "dataset": name,
-                "title": title,
-                "store": str(store_path),
-                "ingest": report.to_dict(),
-                "overview": overview.to_dict(),
-            }
-        )
-        if fmt is Format.table:
-            console.rule(f"[bold]{title}[/bold]")
-            console.print(
-                f"Ingested {report.read:,} rows: {report.loaded:,} loaded, "
-                f"{report.quarantined:,} quarantined, {report.duplicates:,} duplicates"
-                + (" (already in the store)" if report.already_ingested else "")
-            )
-            for reason, count in list(report.reasons.items())[:3]:
-                console.print(f"  quarantined {count:,}: {reason}")
-            _print_overview(overview, fmt)
-            console.print(
-                f"Store: {store_path}  —  try: cvm customer "
-                f"{overview.top_customers[0]['customer_id']} --db {store_path}\n"
-            )
-    if fmt is Format.json:
-        emit_json(results)
-    elif fmt is Format.csv:
-        emit_csv(
-            [
-                {
-                    "dataset": r["dataset"],
-                    "customers": r["overview"]["customers"],
-                    "revenue": r["overview"]["revenue"],
-                    "realized_value": r["overview"]["realized_value"],
-                    "top_value_share": r["overview"]["top_value_share"],
-                }
-                for r in results
-            ]
-        )
+# the other commands register themselves on ``app`` when imported
+from cvm.cli import customers, demo, models  # noqa: E402, F401
 
 
 def run() -> None:

@@ -37,7 +37,6 @@ from cvm.value.potential import PotentialValue, potential_value
 __all__ = [
     "RunOverview",
     "analyze",
-    "customer_view",
     "latest_run_id",
     "list_runs",
     "run_overview",
@@ -66,6 +65,9 @@ class RunOverview:
     model_reason: str | None = None
     spend_model: str | None = None
     model_errors: list[str] = field(default_factory=list)
+    cost_to_serve: float = 0.0
+    influence_value: float = 0.0
+    total_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain data (for JSON output)."""
@@ -404,11 +406,14 @@ def run_overview(
     con = store.con
     row = con.execute(
         "SELECT count(*), sum(transactions), sum(revenue), sum(returns), sum(realized_value), "
-        "sum(potential_value) FROM customer_snapshots WHERE run_id = ?",
+        "sum(potential_value), sum(coalesce(cost_to_serve, 0)), "
+        "sum(coalesce(influence_value, 0)), sum(total_value) "
+        "FROM customer_snapshots WHERE run_id = ?",
         [run_id],
     ).fetchone()
     assert row is not None
-    customers, n_tx, revenue, returns, value, potential = (int(row[0]), int(row[1] or 0), *row[2:])
+    customers, n_tx = int(row[0]), int(row[1] or 0)
+    revenue, returns, value, potential, cost, influence, total_value = row[2:]
     fits = con.execute(
         "SELECT role, model, chosen, reason, error FROM model_fits WHERE run_id = ?", [run_id]
     ).fetchall()
@@ -445,73 +450,7 @@ def run_overview(
         model_reason=chosen.get("purchase", (None, None))[1],
         spend_model=chosen.get("spend", (None, None))[0],
         model_errors=[f"{model}: {error}" for _, model, _, _, error in fits if error],
+        cost_to_serve=float(cost or 0.0),
+        influence_value=float(influence or 0.0),
+        total_value=float(total_value) if total_value is not None else None,
     )
-
-
-def customer_view(
-    store: Store, customer_id: str, *, run_id: str | None = None, recent: int = 10
-) -> dict[str, Any]:
-    """Return one customer's figures from a run plus their recent transactions.
-
-    Raises
-    ------
-    NotFoundError
-        If the run does not exist or does not contain the customer.
-    """
-    run_id = run_id or latest_run_id(store)
-    as_of = _run_as_of(store, run_id)
-    cursor = store.con.execute(
-        "SELECT * EXCLUDE (run_id) FROM customer_snapshots WHERE run_id = ? AND customer_id = ?",
-        [run_id, customer_id],
-    )
-    row = cursor.fetchone()
-    if row is None:
-        raise NotFoundError(
-            f"customer '{customer_id}' has no purchase on or before {as_of.isoformat()} "
-            f"in run {run_id}",
-            path=store.path,
-        )
-    names = [d[0] for d in cursor.description]
-    figures = {
-        n: (v.isoformat() if isinstance(v, dt.date) else v) for n, v in zip(names, row, strict=True)
-    }
-    tx = store.con.execute(
-        "SELECT ts, amount, transaction_id, product_id, quantity FROM transactions "
-        "WHERE customer_id = ? AND ts::DATE <= ? ORDER BY ts DESC LIMIT ?",
-        [customer_id, as_of, recent],
-    ).fetchall()
-    periods = store.con.execute(
-        "SELECT period_start, occasions, revenue, margin FROM period_snapshots "
-        "WHERE run_id = ? AND customer_id = ? ORDER BY period_start",
-        [run_id, customer_id],
-    ).fetchall()
-    settings = store.con.execute(
-        "SELECT time_unit, period FROM runs WHERE run_id = ?", [run_id]
-    ).fetchone()
-    assert settings is not None
-    return {
-        "customer_id": customer_id,
-        "run_id": run_id,
-        "as_of": as_of.isoformat(),
-        "time_unit": settings[0],
-        "figures": figures,
-        "periods": [
-            {
-                "period_start": p.isoformat(),
-                "occasions": int(o),
-                "revenue": float(r),
-                "margin": float(m),
-            }
-            for p, o, r, m in periods
-        ],
-        "recent_transactions": [
-            {
-                "ts": ts.isoformat(sep=" "),
-                "amount": float(a),
-                "transaction_id": t,
-                "product_id": p,
-                "quantity": q,
-            }
-            for ts, a, t, p, q in tx
-        ],
-    }
