@@ -22,6 +22,9 @@ from cvm.errors import ConfigError
 
 __all__ = [
     "CONFIG_FILENAME",
+    "AssessSettings",
+    "DecisionSettings",
+    "DynamicsSettings",
     "FeatureSettings",
     "IdentitySettings",
     "InfluenceSettings",
@@ -569,6 +572,18 @@ class IdentitySettings(_Section):
     )
 
 
+class DynamicsSettings(_Section):
+    """How value movements are watched: migration and early-warning alerts."""
+
+
+class DecisionSettings(_Section):
+    """What to do: the playbook, target lists under a budget, uplift, cross-sell."""
+
+
+class AssessSettings(_Section):
+    """Inputs of the CRM investment assessment that the store cannot measure."""
+
+
 class Settings(_Section):
     """All of cvm's settings (the contents of ``cvm.toml``)."""
 
@@ -579,6 +594,9 @@ class Settings(_Section):
     models: ModelSettings = Field(default_factory=ModelSettings, description="models")
     segments: SegmentSettings = Field(default_factory=SegmentSettings, description="segments")
     identity: IdentitySettings = Field(default_factory=IdentitySettings, description="identity")
+    dynamics: DynamicsSettings = Field(default_factory=DynamicsSettings, description="dynamics")
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings, description="decisions")
+    assess: AssessSettings = Field(default_factory=AssessSettings, description="assessment")
 
     source: Path | None = Field(None, exclude=True, description="file the settings came from")
 

@@ -267,7 +267,7 @@ def analyze_command(
 
 
 # the other commands register themselves on ``app`` when imported
-from cvm.cli import customers, demo, models  # noqa: E402, F401
+from cvm.cli import actions, alerts, assess, customers, demo, migration, models  # noqa: E402, F401
 
 
 def run() -> None:

@@ -30,9 +30,7 @@ def _plain(value: Any) -> Any:
 def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cursor = store.con.execute(sql, params)
     names = [d[0] for d in cursor.description]
-    return [
-        {n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()
-    ]
+    return [{n: _plain(v) for n, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
 
 
 def resolve_customer_id(store: Store, customer_id: str) -> str:
@@ -101,8 +99,7 @@ def customer_view(
     if row is None:
         shown = customer_id if unified_id == customer_id else f"{customer_id} ({unified_id})"
         raise NotFoundError(
-            f"customer '{shown}' has no purchase on or before {as_of.isoformat()} "
-            f"in run {run_id}",
+            f"customer '{shown}' has no purchase on or before {as_of.isoformat()} in run {run_id}",
             path=store.path,
         )
     names = [d[0] for d in cursor.description]

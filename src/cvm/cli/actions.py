@@ -1,0 +1,1 @@
+"""``cvm actions``: the playbook's actions and budgeted target lists."""

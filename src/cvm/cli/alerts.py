@@ -1,0 +1,1 @@
+"""``cvm alerts``: early warnings when valuable customers slip."""

@@ -1,0 +1,1 @@
+"""``cvm assess``: how much the company can afford to spend on CRM."""

@@ -1,0 +1,1 @@
+"""``cvm migration``: how customers move between tiers, stages and segments."""

@@ -1,0 +1,1 @@
+"""Decisions: the playbook, target lists, uplift, cross-sell and the CRM assessment."""
