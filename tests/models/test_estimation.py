@@ -12,7 +12,7 @@ from scipy.optimize import check_grad
 import cvm.models.base as base
 import cvm.models.pareto_nbd as pareto
 from cvm.models import BetaGeoModel, GammaGammaModel, ModifiedBetaGeoModel, ParetoNBDModel
-from cvm.models.base import compress, unique_rows
+from cvm.models.base import compress, distinct, unique_rows
 from cvm.models.clv import customer_lifetime_value
 
 
@@ -167,3 +167,30 @@ def test_pareto_quadrature_agrees_with_four_times_the_nodes(
         monkeypatch.undo()
         np.testing.assert_allclose(ll, ll_96, rtol=1e-11, atol=1e-11)
         np.testing.assert_allclose(grad, grad_96, rtol=1e-9, atol=1e-11)
+
+
+def test_distinct_bins_whole_numbers_and_hashes_the_rest() -> None:
+    values = np.array([5.0, 3.0, 5.0, 100_000.0, 3.0])
+    uniques, inverse = distinct(values)
+    assert list(uniques) == [3.0, 5.0, 100_000.0]  # only the values present
+    np.testing.assert_array_equal(uniques[inverse], values)
+    fractional = np.array([0.5, 2.25, 0.5])
+    uniques, inverse = distinct(fractional)
+    np.testing.assert_array_equal(uniques[inverse], fractional)
+    assert len(uniques) == 2
+
+
+def test_compress_leaves_distinct_rows_alone_with_the_same_likelihood() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.integers(1, 20, 50_000).astype(float)
+    m = rng.gamma(5.0, 10.0, 50_000)  # continuous: every row distinct
+    (cx, cm), weights = compress(x, m)
+    assert len(weights) == 50_000 and np.all(weights == 1.0)
+    np.testing.assert_array_equal(cx, x)
+    (ux, um), counts, _ = unique_rows(x, m)
+    theta = np.log([6.0, 4.0, 15.0])
+    kept = GammaGammaModel._objective(cx, cm, weights)(theta)[0]
+    hashed = GammaGammaModel._objective(ux, um, counts)(theta)[0]
+    assert kept == pytest.approx(hashed, rel=1e-12)
+    (sx,), few = compress(np.repeat([1.0, 2.0], 30_000))  # mostly repeated: compressed
+    assert list(zip(sx, few, strict=True)) == [(1.0, 30_000.0), (2.0, 30_000.0)]

@@ -38,7 +38,15 @@ from scipy import optimize
 
 from cvm.errors import ConvergenceError, DataError, ModelError, NotFittedError
 
-__all__ = ["Array", "BaseModel", "compress", "load_model", "model_from_dict", "unique_rows"]
+__all__ = [
+    "Array",
+    "BaseModel",
+    "compress",
+    "distinct",
+    "load_model",
+    "model_from_dict",
+    "unique_rows",
+]
 
 Array = npt.NDArray[np.float64]
 
@@ -68,15 +76,53 @@ def _codes(values: Array) -> tuple[npt.NDArray[np.int64], int]:
     return codes.astype(np.int64), len(uniques)
 
 
+def distinct(values: Array) -> tuple[Array, npt.NDArray[np.intp]]:
+    """Distinct values of a column and, per row, the position of its value among them.
+
+    Whole numbers in a modest range are binned directly (linear time, values sorted);
+    anything else is hashed with ``pandas.factorize`` (order of first appearance).
+    """
+    if len(values) == 0:
+        return values.copy(), np.zeros(0, dtype=np.intp)
+    low, high = float(values.min()), float(values.max())
+    if high - low < 2**22 and np.array_equal(values, np.floor(values)):
+        offsets = (values - low).astype(np.intp)
+        present = np.bincount(offsets, minlength=int(high - low) + 1) > 0
+        position = np.cumsum(present) - 1
+        return low + np.flatnonzero(present).astype(np.float64), position[offsets]
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return np.asarray(uniques, dtype=np.float64), codes.astype(np.intp)
+
+
+#: ``compress`` leaves rows as they are when a sample shows at least this share distinct.
+_DISTINCT_SHARE = 0.9
+#: Rows in that sample.
+_DISTINCT_SAMPLE = 20_000
+
+
 def compress(*columns: npt.ArrayLike) -> tuple[list[Array], Array]:
     """Collapse identical rows into unique rows and their counts (see :func:`unique_rows`).
+
+    When a sample of the rows shows that almost all of them are distinct (e.g. a
+    continuous mean spend), there is nothing to gain and the rows are returned as they
+    are, each with weight 1; the likelihood is the same either way.
 
     Returns
     -------
     (columns, weights)
         The unique rows, column by column, and how many customers each stands for.
     """
-    unique, counts, _ = unique_rows(*columns)
+    arrays = [np.asarray(c, dtype=np.float64) for c in columns]
+    n = len(arrays[0]) if arrays else 0
+    if n > 2 * _DISTINCT_SAMPLE:
+        step = n // _DISTINCT_SAMPLE
+        sample = [a[::step] for a in arrays]
+        _, counts, _ = unique_rows(*sample)
+        if len(counts) >= _DISTINCT_SHARE * len(sample[0]):
+            if not all(np.all(np.isfinite(a)) for a in arrays):
+                raise DataError("cannot compress rows with missing or infinite values")
+            return arrays, np.ones(n)
+    unique, counts, _ = unique_rows(*arrays)
     return unique, counts
 
 
@@ -311,7 +357,9 @@ class BaseModel(ABC):
         penalised = self._penalise(objective)
         best: optimize.OptimizeResult | None = None
         if warm is not None:
-            warm_best = self._multistart(self._penalise(warm), np.log(self._start()))
+            warm_best = self._multistart(
+                self._penalise(warm), np.log(self._start()), tolerance=(1e-10, 1e-6)
+            )
             if warm_best is not None:
                 best = self._refine(penalised, warm_best.x, self._hessian(warm, warm_best.x))
                 if best is None:
@@ -353,8 +401,16 @@ class BaseModel(ABC):
 
         return penalised
 
-    def _multistart(self, objective: Objective, start: Array) -> optimize.OptimizeResult | None:
-        """L-BFGS-B from ``start``, then jittered restarts while none has converged."""
+    def _multistart(
+        self,
+        objective: Objective,
+        start: Array,
+        tolerance: tuple[float, float] = (1e-14, 1e-9),
+    ) -> optimize.OptimizeResult | None:
+        """L-BFGS-B from ``start``, then jittered restarts while none has converged.
+
+        ``tolerance`` is L-BFGS-B's (ftol, gtol); a warm start's stage needs less.
+        """
         rng = np.random.default_rng(self.seed)
         best: optimize.OptimizeResult | None = None
         for attempt in range(max(1, self.n_starts)):
@@ -365,7 +421,7 @@ class BaseModel(ABC):
                 jac=True,
                 method="L-BFGS-B",
                 bounds=[(-20.0, 20.0)] * len(start),
-                options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9},
+                options={"maxiter": self.max_iter, "ftol": tolerance[0], "gtol": tolerance[1]},
             )
             if (
                 np.isfinite(result.fun)

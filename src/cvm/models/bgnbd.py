@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from cvm.models.base import Array, Objective
+from cvm.models.base import Array, Objective, distinct
 from cvm.models.data import RFM
 from cvm.models.repeat import RepeatPurchaseModel
 
@@ -95,14 +95,14 @@ class BetaGeoModel(RepeatPurchaseModel):
         r log(α/(α+T)) and are aggregated by T.
         """
         zero = x == 0
-        u_t0, i_t0 = np.unique(t[zero], return_inverse=True)
+        u_t0, i_t0 = distinct(t[zero])
         w_t0 = np.bincount(i_t0, weights[zero], minlength=len(u_t0))
         n0 = float(w_t0.sum())
         rep = ~zero
         xr, w = x[rep], weights[rep]
-        ux, ix = np.unique(xr, return_inverse=True)
-        u_t, i_t = np.unique(t[rep], return_inverse=True)
-        u_tx, i_tx = np.unique(t_x[rep], return_inverse=True)
+        ux, ix = distinct(xr)
+        u_t, i_t = distinct(t[rep])
+        u_tx, i_tx = distinct(t_x[rep])
         w_x = np.bincount(ix, w, minlength=len(ux))
         w_t = np.bincount(i_t, w, minlength=len(u_t))
         wx_t = np.bincount(i_t, w * xr, minlength=len(u_t))

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
 from cvm.errors import DataError, ModelError
-from cvm.models.base import Array, BaseModel, Objective, as_array, compress
+from cvm.models.base import Array, BaseModel, Objective, as_array, compress, distinct
 from cvm.models.data import column
 
 __all__ = ["GammaGammaModel", "SpendFrequencyCorrelationWarning"]
@@ -218,7 +218,7 @@ class GammaGammaModel(BaseModel):
         xm = x * m
         log_xm = np.log(xm)
         constant = -float(weights @ log_m)  # the Jacobian term −Σ log m̄
-        unique_x, index = np.unique(x, return_inverse=True)
+        unique_x, index = distinct(x)
         w_unique = np.bincount(index, weights=weights)
         wx = weights * x
         total = float(weights.sum())
