@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cvm.errors import DataError, SchemaError
-from cvm.models.base import Array, as_array, compress
+from cvm.models.base import Array, as_array, compress, distinct
 
 __all__ = ["RFM", "column", "rfm_data"]
 
@@ -38,8 +38,24 @@ class RFM:
             )
 
     def compressed(self) -> tuple[list[Array], Array]:
-        """Return the unique (x, t_x, T) rows and how many customers share each."""
-        return compress(self.frequency, self.recency, self.age)
+        """Return the unique (x, t_x, T) rows and how many customers share each.
+
+        Customers without repeat purchases are (0, 0, T): they are grouped by T alone
+        (a linear-time binning); the others go through :func:`compress`, which leaves
+        them as they are when almost all are distinct.
+        """
+        zero = self.frequency == 0
+        ages, index = distinct(self.age[zero])
+        zero_weights = np.bincount(index, minlength=len(ages)).astype(np.float64)
+        repeat = ~zero
+        (x, t_x, t), weights = compress(
+            self.frequency[repeat], self.recency[repeat], self.age[repeat]
+        )
+        none = np.zeros(len(ages))
+        return (
+            [np.concatenate([none, x]), np.concatenate([none, t_x]), np.concatenate([ages, t])],
+            np.concatenate([zero_weights, weights]),
+        )
 
 
 def column(data: Any, *names: str) -> Any:
