@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 
@@ -85,6 +86,16 @@ def test_choose_model_says_why(split: pd.DataFrame) -> None:
     assert "holdout purchases predicted" in reason
     with pytest.raises(ValueError, match="no backtest results"):
         choose_model([])
+
+
+def test_choose_model_without_a_measurable_holdout_falls_back_on_bic(split: pd.DataFrame) -> None:
+    """A store too small for a holdout made choose_model fail on min() of nothing."""
+    good = backtest(BetaGeoModel().fit(split), split)
+    worse = backtest(BetaGeoModel(penalizer=5.0).fit(split), split)
+    unmeasured = [dataclasses.replace(r, mae=float("nan")) for r in (worse, good)]
+    chosen, reason = choose_model(unmeasured)
+    assert chosen.bic == min(good.bic, worse.bic)
+    assert "lowest BIC" in reason and "no measurable error" in reason
 
 
 def test_frequency_recency_matrix(split: pd.DataFrame) -> None:

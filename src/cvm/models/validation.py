@@ -257,8 +257,15 @@ def choose_model(results: list[Backtest]) -> tuple[Backtest, str]:
     """
     if not results:
         raise ValueError("no backtest results to choose from")
-    best_mae = min(r.mae for r in results)
-    close = [r for r in results if r.mae <= best_mae * 1.005]
+    measured = [r for r in results if np.isfinite(r.mae)]
+    if not measured:  # e.g. no customer in the holdout: fall back on the fit
+        chosen = min(results, key=lambda r: (not np.isfinite(r.bic), r.bic))
+        return chosen, (
+            f"{chosen.model}: lowest BIC ({chosen.bic:.1f}); the holdout gave no measurable "
+            "error (too little data after the calibration period)"
+        )
+    best_mae = min(r.mae for r in measured)
+    close = [r for r in measured if r.mae <= best_mae * 1.005]
     chosen = min(close, key=lambda r: r.bic)
     others = ", ".join(
         f"{r.model} {r.mae:.4f}" for r in sorted(results, key=lambda r: r.mae) if r is not chosen
