@@ -22,7 +22,9 @@ from cvm.errors import ConfigError
 
 __all__ = [
     "CONFIG_FILENAME",
+    "AlertSettings",
     "AssessSettings",
+    "CrossSellSettings",
     "DecisionSettings",
     "DynamicsSettings",
     "FeatureSettings",
@@ -30,6 +32,7 @@ __all__ = [
     "InfluenceSettings",
     "IngestSettings",
     "LifecycleSettings",
+    "MigrationSettings",
     "ModelSettings",
     "RelationshipSettings",
     "RfmSettings",
@@ -39,6 +42,7 @@ __all__ = [
     "StoreSettings",
     "TableMapping",
     "TierSettings",
+    "UpliftSettings",
     "ValueSettings",
     "default_toml",
     "load_settings",
@@ -572,16 +576,400 @@ class IdentitySettings(_Section):
     )
 
 
+AlertRule = Literal["tier_drop", "decline", "p_alive", "value_drop", "detractor"]
+LifecycleStageName = Literal["acquisition", "growth", "maturity", "decline", "departure"]
+
+
+def _alert_rules() -> list[AlertRule]:
+    return ["tier_drop", "decline", "p_alive", "value_drop", "detractor"]
+
+
+def _check_set(name: str, value: list[Any]) -> list[Any]:
+    if not value:
+        raise ValueError(f"give at least one of the {name}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{name} must not repeat")
+    return value
+
+
+class AlertSettings(_Section):
+    """Early warnings between two snapshots (``cvm alerts``); see docs/dynamics.md."""
+
+    rules: list[AlertRule] = Field(
+        default_factory=_alert_rules,
+        description=(
+            "the rules that raise alerts: tier_drop, decline, p_alive, value_drop, detractor"
+        ),
+        validate_default=True,
+    )
+    high_tiers: int = Field(
+        2,
+        ge=1,
+        description=(
+            "tier_drop watches customers in tiers 1 to this at the earlier snapshot, "
+            "detractor those in them at either (2 = the two best tiers)"
+        ),
+    )
+    decline_from: list[LifecycleStageName] = Field(
+        default_factory=lambda: ["growth", "maturity"],
+        description="decline: lifecycle stages at the earlier snapshot that are watched",
+        validate_default=True,
+    )
+    decline_to: list[LifecycleStageName] = Field(
+        default_factory=lambda: ["decline", "departure"],
+        description="decline: lifecycle stages at the later snapshot that raise an alert",
+        validate_default=True,
+    )
+    p_alive_threshold: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="p_alive: alert when P(alive) falls below this from at or above it",
+    )
+    value_drop_share: float = Field(
+        0.3,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "value_drop: alert when total value falls by more than this share of its "
+            "earlier, positive, level (0.3 = 30 %)"
+        ),
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _check_rules(cls, value: list[AlertRule]) -> list[AlertRule]:
+        return _check_set("rules", value)
+
+    @field_validator("decline_from")
+    @classmethod
+    def _check_decline_from(cls, value: list[str]) -> list[str]:
+        return _check_set("decline_from stages", value)
+
+    @field_validator("decline_to")
+    @classmethod
+    def _check_decline_to(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        _check_set("decline_to stages", value)
+        both = sorted(set(value) & set(info.data.get("decline_from") or []))
+        if both:
+            raise ValueError(f"decline_to repeats stage(s) of decline_from: {', '.join(both)}")
+        return value
+
+
+class MigrationSettings(_Section):
+    """The migration matrix and its Markov projection (``cvm migration``; docs/dynamics.md)."""
+
+    by: Literal["tier", "stage", "rfm"] = Field(
+        "tier", description="what cvm migration groups customers by: tier, stage or rfm"
+    )
+    projection_periods: int = Field(
+        4,
+        ge=0,
+        le=120,
+        description=(
+            "periods (each as long as the interval between the two runs) that cvm "
+            "migration projects group sizes ahead; 0 = no projection"
+        ),
+    )
+
+
 class DynamicsSettings(_Section):
     """How value movements are watched: migration and early-warning alerts."""
+
+    migration: MigrationSettings = Field(
+        default_factory=MigrationSettings, description="the migration matrix (cvm migration)"
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="early-warning alerts (cvm alerts)"
+    )
+
+
+class CrossSellSettings(_Section):
+    """Product affinity from co-purchases and cross-sell recommendations (docs/cross-sell.md)."""
+
+    level: Literal["customer", "basket"] = Field(
+        "customer",
+        description=(
+            'what counts as buying two products together: "customer" (the same customer, '
+            'at any time) or "basket" (the same transaction_id; customer-day without one)'
+        ),
+    )
+    exclude_products: list[str] = Field(
+        default_factory=lambda: [
+            "POST",
+            "DOT",
+            "C2",
+            "M",
+            "D",
+            "S",
+            "B",
+            "CRUK",
+            "PADS",
+            "BANK CHARGES",
+            "AMAZONFEE",
+            "GIFT_*",
+        ],
+        description=(
+            "product ids that are not products (postage, fees, manual lines, discounts); "
+            "ignoring case, * and ? as wildcards"
+        ),
+    )
+    max_basket_share: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "products in more than this share of baskets (carrier bags, fees) are "
+            "left out of affinity and recommendations"
+        ),
+    )
+    min_pair_count: int = Field(
+        10,
+        ge=1,
+        description="a product pair needs at least this many customers (or baskets) buying both",
+    )
+    min_support: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="a product pair needs at least this share of all customers (or baskets)",
+    )
+    min_confidence: float = Field(
+        0.0, ge=0.0, le=1.0, description="a rule A → B needs P(B | A) of at least this"
+    )
+    min_lift: float = Field(
+        1.0, ge=0.0, description="a rule A → B needs a lift of at least this (1 = independence)"
+    )
+    rules_per_product: int = Field(
+        20, ge=1, description="rules kept per product bought, the strongest first"
+    )
+    score: Literal["lift", "confidence"] = Field(
+        "confidence",
+        description='measure of the rules that ranks recommendations: "lift" or "confidence"',
+    )
+    aggregate: Literal["sum", "max"] = Field(
+        "max",
+        description=(
+            'how the rules from a customer\'s products combine into a score: "sum" or "max"'
+        ),
+    )
+    top_n: int = Field(10, ge=1, le=1000, description="products recommended per customer")
+
+
+class UpliftSettings(_Section):
+    """How the effect of logged actions is measured against their control groups."""
+
+    window_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="purchases in this many days after an action count towards its effect",
+    )
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1.0, description="confidence level of the uplift intervals"
+    )
+    retention_interval: Literal["newcombe", "wald"] = Field(
+        "newcombe",
+        description=(
+            'interval of the retention uplift: "newcombe" (hybrid score, Newcombe 1998) or "wald"'
+        ),
+    )
+    max_interval_width: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "an action's measured retention uplift replaces its configured response rate "
+            "only when its interval is at most this wide (0.1 = 10 points)"
+        ),
+    )
+
+
+StakeColumn = Literal["potential_value", "realized_value", "total_value"]
+
+
+def _response_rates() -> dict[str, float]:
+    return {
+        "retain": 0.10,
+        "develop": 0.05,
+        "cross_sell": 0.08,
+        "up_sell": 0.06,
+        "win_back": 0.05,
+        "serve_low_cost": 0.02,
+    }
+
+
+def _contact_costs() -> dict[str, float]:
+    return {
+        "retain": 10.0,
+        "develop": 2.0,
+        "cross_sell": 2.0,
+        "up_sell": 2.0,
+        "win_back": 5.0,
+        "serve_low_cost": 0.0,
+    }
+
+
+def _channel_costs() -> dict[str, float]:
+    return {"account_manager": 40.0, "phone": 6.0, "email": 0.2, "digital": 0.05}
+
+
+def _value_at_stake() -> dict[str, StakeColumn]:
+    return {"win_back": "realized_value"}
 
 
 class DecisionSettings(_Section):
     """What to do: the playbook, target lists under a budget, uplift, cross-sell."""
 
+    playbook: str = Field(
+        "",
+        description=(
+            "TOML file of playbook rules, relative to the config file's folder "
+            '("" = the built-in playbook; see docs/decisions.md)'
+        ),
+    )
+    at_risk_p_alive: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description='playbook risk band: "at_risk" when P(alive) is below this, else "stable"',
+    )
+    high_potential_quantile: float = Field(
+        0.8,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            'playbook potential band: "high" when potential value is at least this '
+            'quantile of the run\'s customers (0.8 = the top 20 %), else "low"'
+        ),
+    )
+    response_rates: dict[str, float] = Field(
+        default_factory=_response_rates,
+        description=(
+            "per action: the share of targeted customers whose outcome the contact changes "
+            "(incremental response or uplift, -1 to 1); an action left out keeps its default"
+        ),
+    )
+    contact_costs: dict[str, float] = Field(
+        default_factory=_contact_costs,
+        description=(
+            "per action: cost of the offer for one targeted customer; an action left out "
+            "keeps its default"
+        ),
+    )
+    channel_costs: dict[str, float] = Field(
+        default_factory=_channel_costs,
+        description=(
+            "per channel: cost of one contact, added to the action's contact cost; a "
+            "channel left out keeps its default"
+        ),
+    )
+    value_at_stake: dict[str, StakeColumn] = Field(
+        default_factory=_value_at_stake,
+        description=(
+            "per action: the value a response brings (potential_value, realized_value or "
+            "total_value); an action left out uses potential_value"
+        ),
+    )
+    control_share: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="share of each target list held out at random as a control group",
+    )
+
+    @field_validator("response_rates")
+    @classmethod
+    def _check_response_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        _check_finite("response rate", value)
+        outside = [k for k, rate in value.items() if not -1.0 <= rate <= 1.0]
+        if outside:
+            raise ValueError(f"the response rate of {outside[0]!r} must lie between -1 and 1")
+        return _response_rates() | value
+
+    @field_validator("contact_costs", "channel_costs")
+    @classmethod
+    def _check_costs(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        _check_finite("cost", value)
+        negative = [k for k, cost in value.items() if cost < 0]
+        if negative:
+            raise ValueError(f"the cost of {negative[0]!r} must not be negative")
+        defaults = _contact_costs() if info.field_name == "contact_costs" else _channel_costs()
+        return defaults | value
+
+    def playbook_path(self, base: Path | None = None) -> Path | None:
+        """Return the playbook file resolved against ``base`` (``None`` = built-in)."""
+        if not self.playbook:
+            return None
+        path = Path(self.playbook)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return path
+
+    cross_sell: CrossSellSettings = Field(
+        default_factory=CrossSellSettings, description="cross-sell from co-purchases"
+    )
+    uplift: UpliftSettings = Field(
+        default_factory=UpliftSettings, description="measured uplift of logged actions"
+    )
+
+
+def _assess_number(value: Any, *, unset: str, low: float = 0.0, high: float | None = None) -> Any:
+    """Validate an assessment number that may also be the word ``unset``."""
+    if value == unset:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f'expected a number or "{unset}"')
+    if not math.isfinite(value) or value < low or (high is not None and value > high):
+        upper = f" and at most {high:g}" if high is not None else ""
+        raise ValueError(f"must be a finite number of at least {low:g}{upper}")
+    return float(value)
+
 
 class AssessSettings(_Section):
     """Inputs of the CRM investment assessment that the store cannot measure."""
+
+    market_growth: float | Literal["unknown"] = Field(
+        "unknown",
+        description=(
+            'annual growth rate of the market, e.g. 0.05 for 5 % ("unknown": the figures '
+            "that need it are left out)"
+        ),
+    )
+    sales_marketing_expense: float | Literal["unknown"] = Field(
+        "unknown",
+        description=(
+            'annual sales and marketing expense, in the currency of amount ("unknown": '
+            "the replacement-effort figure is left out)"
+        ),
+    )
+    target_retention: float | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "retention rate to reach, e.g. 0.9 "
+            '("auto": the measured retention plus retention_improvement)'
+        ),
+    )
+    retention_improvement: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description=(
+            'rise in retention that target_retention = "auto" aims at (0.05 = 5 points, '
+            "Reichheld & Sasser 1990)"
+        ),
+    )
+
+    @field_validator("market_growth", "sales_marketing_expense", mode="before")
+    @classmethod
+    def _check_unknown(cls, value: Any) -> Any:
+        return _assess_number(value, unset="unknown")
+
+    @field_validator("target_retention", mode="before")
+    @classmethod
+    def _check_target(cls, value: Any) -> Any:
+        return _assess_number(value, unset="auto", high=1.0)
 
 
 class Settings(_Section):

@@ -8,6 +8,7 @@ Every command that touches the store takes ``--db`` (default: the ``store.path``
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,10 +24,19 @@ from cvm.cli.common import (
     parse_date,
     read_settings,
 )
-from cvm.cli.output import Format, console, emit_machine, err_console, progress_bar, table
+from cvm.cli.output import (
+    Format,
+    console,
+    emit_csv,
+    emit_json,
+    emit_machine,
+    err_console,
+    progress_bar,
+    table,
+)
 from cvm.cli.views import print_overview
-from cvm.config import CONFIG_FILENAME, default_toml, load_settings
-from cvm.dynamics import analyze
+from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
+from cvm.dynamics import analyze, backfill
 from cvm.errors import CVMError
 from cvm.ingest import INPUT_TABLES, REFERENCING_TABLES, IngestReport, ingest
 from cvm.store import Store
@@ -242,18 +252,122 @@ def ingest_command(
 
 
 # -- analyze ----------------------------------------------------------------------------
+class Every(StrEnum):
+    """How often ``cvm analyze --every`` takes a snapshot."""
+
+    month = "month"
+    quarter = "quarter"
+
+
+def _backfill(
+    every: Every,
+    start: str | None,
+    end: str | None,
+    db: Path | None,
+    settings: Settings,
+    fmt: Format,
+) -> None:
+    """``cvm analyze --every``: one run per month or quarter end, oldest first."""
+    first, last = parse_date(start, "--from"), parse_date(end, "--to")
+    with (
+        open_store(db, settings, must_exist=True) as store,
+        progress_bar(
+            f"Analyzing every {every.value} end",
+            enabled=fmt is Format.table and sys.stderr.isatty(),
+        ) as update,
+    ):
+        runs = backfill(
+            store,
+            settings,
+            start=first,
+            end=last,
+            every=every.value,
+            progress=lambda done, total, _: update(done, total),
+        )
+    rows = [
+        {
+            "run_id": r.run_id,
+            "as_of": r.as_of.isoformat(),
+            "customers": r.customers,
+            "transactions": r.transactions,
+            "revenue": r.revenue,
+            "realized_value": r.realized_value,
+            "potential_value": r.potential_value,
+            "total_value": r.total_value,
+            "purchase_model": r.purchase_model,
+        }
+        for r in runs
+    ]
+    if fmt is Format.json:
+        emit_json([r.to_dict() for r in runs])
+    elif fmt is Format.csv:
+        emit_csv(rows)
+    else:
+        console.print(
+            table(
+                f"{len(runs)} runs, one per {every.value} end",
+                ["run", "as of", "customers", "total value", "model"],
+                [
+                    (
+                        r["run_id"],
+                        r["as_of"],
+                        r["customers"],
+                        r["total_value"] if r["total_value"] is not None else "–",
+                        r["purchase_model"] or "–",
+                    )
+                    for r in rows
+                ],
+            )
+        )
+        console.print("Compare two of them with 'cvm migration --from RUN --to RUN'.")
+
+
 @app.command("analyze")
 def analyze_command(
     as_of: Annotated[
         str | None,
         typer.Option("--as-of", help="Observation end YYYY-MM-DD (default: last transaction)."),
     ] = None,
+    every: Annotated[
+        Every | None,
+        typer.Option(
+            "--every",
+            help=(
+                "Backfill: one run at every month or quarter end between --from and --to "
+                "(identities resolved once; models fitted per date on its own history)."
+            ),
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="With --every: first day YYYY-MM-DD (default: first transaction)."
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="With --every: last day YYYY-MM-DD (default: last transaction)."),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Compute features and realized value at a date and keep them as a snapshot."""
+    """Compute features and realized value at a date and keep them as a snapshot.
+
+    With --every month|quarter, backfill the history: one snapshot at every month or
+    quarter end between --from and --to, each its own run.
+    """
+    if every is not None and as_of is not None:
+        raise typer.BadParameter("give either --as-of or --every, not both", param_hint="--every")
+    if every is None and (start is not None or end is not None):
+        raise typer.BadParameter(
+            "--from and --to choose the dates of a backfill; add --every month|quarter",
+            param_hint="--from/--to",
+        )
     settings = read_settings(config)
+    if every is not None:
+        _backfill(every, start, end, db, settings, fmt)
+        return
     date = parse_date(as_of, "--as-of")
     with (
         open_store(db, settings, must_exist=True) as store,

@@ -1,6 +1,8 @@
 """Analysis runs kept as snapshots over time."""
 
+from cvm.dynamics.backfill import backfill
 from cvm.dynamics.card import customer_view, resolve_customer_id
+from cvm.dynamics.migration import MarkovProjection, MigrationMatrix, migration_matrix
 from cvm.dynamics.overview import SegmentOverview, run_kpis, segment_overview
 from cvm.dynamics.snapshots import (
     RunOverview,
@@ -12,12 +14,16 @@ from cvm.dynamics.snapshots import (
 )
 
 __all__ = [
+    "MarkovProjection",
+    "MigrationMatrix",
     "RunOverview",
     "SegmentOverview",
     "analyze",
+    "backfill",
     "customer_view",
     "latest_run_id",
     "list_runs",
+    "migration_matrix",
     "model_fits",
     "resolve_customer_id",
     "run_kpis",

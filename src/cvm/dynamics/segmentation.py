@@ -70,22 +70,25 @@ def _influence(
     as_of: dt.date,
     settings: Settings,
     created: list[str],
-) -> tuple[Table, dict[str, int]]:
-    """Influence value per customer of ``base`` (0 without referrals)."""
-    zero = base.select(
-        "customer_id",
-        influence_value=ibis.literal(0.0, type="float64"),
-        referred_customers=ibis.literal(0, type="int64"),
-        referred_total=ibis.literal(0, type="int64"),
-    )
+) -> tuple[Table | None, dict[str, int]]:
+    """Influence value of the customers of ``base`` in the referral graph.
+
+    Returns ``None`` without referrals. Only the base values of the customers named by
+    a referral are read (everyone else's influence is 0 and does not depend on them).
+    """
     edges = _until(referrals, as_of).select("referrer_id", "referred_id", "ts")
     frame = store.to_arrow(edges).to_pandas()
     if frame.empty:
-        return zero, {}
+        return None, {}
+    named = edges.select(customer_id=edges.referrer_id).union(
+        edges.select(customer_id=edges.referred_id)
+    )
+    in_graph = base.semi_join(named, "customer_id")
     values = store.to_arrow(
-        base.select(
+        in_graph.select(
             "customer_id",
-            base_value=base.realized_value.fill_null(0.0) + base.potential_value.fill_null(0.0),
+            base_value=in_graph.realized_value.fill_null(0.0)
+            + in_graph.potential_value.fill_null(0.0),
         )
     ).to_pandas()
     result = influence_value(frame, values, settings.value.influence)
@@ -136,21 +139,33 @@ def segment_customers(
     """
     created: list[str] = []
     influence, counts = _influence(store, base, tables["referrals"], as_of, settings, created)
-    with_influence = base.left_join(influence, "customer_id")
-    with_influence = with_influence.select(
-        *[c for c in with_influence.columns if not c.endswith("_right")]
-    )
+    if influence is None:
+        with_influence = base.mutate(
+            influence_value=ibis.literal(0.0, type="float64"),
+            referred_customers=ibis.literal(0, type="int64"),
+            referred_total=ibis.literal(0, type="int64"),
+        )
+    else:
+        joined = base.left_join(influence, "customer_id")
+        with_influence = joined.select(
+            *base.columns,
+            influence_value=joined.influence_value.fill_null(0.0),
+            referred_customers=joined.referred_customers.fill_null(0),
+            referred_total=joined.referred_total.fill_null(0),
+        )
     attributes = None
     if settings.value.score.attributes:
         customers = tables["customers"]
         attributes = customers.select("customer_id", "attributes")
-    scored = _materialise(
-        store,
-        value_score(with_influence, settings.value.score, attributes=attributes),
-        "scored",
-        created,
-    )
-    tiered = _materialise(store, value_tiers(scored, settings.segments.tiers), "tiered", created)
+    # Tiers and RFM read their input twice (cut points first, then the comparison).
+    # ``base`` is a table and the influence join's build side is small, so the scored
+    # and tiered rows stay lazy: the only full-width write is the enriched table (each
+    # intermediate one cost about as much as the stage's trend). Attribute weights
+    # parse JSON per customer, which is worth doing once.
+    scored = value_score(with_influence, settings.value.score, attributes=attributes)
+    if attributes is not None:
+        scored = _materialise(store, scored, "scored", created)
+    tiered = value_tiers(scored, settings.segments.tiers)
     folder = settings.source.parent if settings.source is not None else None
     rules = load_rfm_rules(settings.segments.rfm.rules_path(folder))
     segmented = rfm(tiered, settings.segments.rfm, as_of=as_of, rules=rules)

@@ -45,6 +45,9 @@ __all__ = [
 #: Called with (steps done, steps total, what is happening).
 StepProgress = Callable[[int, int, str], None]
 
+#: Steps of one analysis as reported to ``progress``.
+ANALYZE_STEPS = 7
+
 
 @dataclass(frozen=True)
 class RunOverview:
@@ -116,14 +119,31 @@ def analyze(
     """
     settings = settings or Settings()
     as_of = as_of or _default_as_of(store)
-    steps = 7
+    if progress is not None:
+        progress(0, ANALYZE_STEPS, "identities")
+    tables, identity = _input_tables(store, settings)
+    return _analyze_at(store, settings, as_of, tables, identity, progress)
+
+
+def _analyze_at(
+    store: Store,
+    settings: Settings,
+    as_of: dt.date,
+    tables: dict[str, Any],
+    identity: IdentityReport | None,
+    progress: StepProgress | None,
+) -> RunOverview:
+    """Run the analysis at ``as_of`` on input tables whose customer ids are unified.
+
+    The part of :func:`analyze` after identity resolution, shared with
+    :func:`cvm.dynamics.backfill`, which resolves identities once for many dates.
+    """
+    steps = ANALYZE_STEPS
 
     def step(done: int, what: str) -> None:
         if progress is not None:
             progress(done, steps, what)
 
-    step(0, "identities")
-    tables, identity = _input_tables(store, settings)
     step(1, "features")
     transactions = tables["transactions"]
     unit = settings.features.time_unit
