@@ -46,6 +46,7 @@ __all__ = [
     "ValueSettings",
     "default_toml",
     "load_settings",
+    "toml_value",
 ]
 
 CONFIG_FILENAME = "cvm.toml"
@@ -697,16 +698,12 @@ class CrossSellSettings(_Section):
     exclude_products: list[str] = Field(
         default_factory=lambda: [
             "POST",
-            "DOT",
-            "C2",
-            "M",
-            "D",
-            "S",
-            "B",
-            "CRUK",
-            "PADS",
+            "POSTAGE",
+            "SHIPPING",
+            "DELIVERY",
             "BANK CHARGES",
-            "AMAZONFEE",
+            "*FEE",
+            "DISCOUNT",
             "GIFT_*",
         ],
         description=(
@@ -1083,10 +1080,11 @@ def settings_from_dict(
 
 
 def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_value(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """Render a default value as TOML (strings, numbers, dates, lists, tables)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -1094,9 +1092,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, dt.date | int | float):
         return str(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, dict):
-        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        pairs = ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items())
         return "{ " + pairs + " }" if pairs else "{}"
     raise TypeError(f"no TOML rendering for {value!r}")  # pragma: no cover
 
@@ -1124,7 +1122,7 @@ def default_toml() -> str:
             if isinstance(default, dict) and not default:
                 lines.append(f"# {field_name} = {{}}")
             else:
-                lines.append(f"{field_name} = {_toml_value(default)}")
+                lines.append(f"{field_name} = {toml_value(default)}")
         for field_name, sub in nested:
             section(sub, f"{name}.{field_name}")
 

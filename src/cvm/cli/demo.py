@@ -18,7 +18,8 @@ import typer
 from cvm.cli.common import FormatOption, app
 from cvm.cli.output import Format, console, emit_csv, emit_json, progress_bar
 from cvm.cli.views import print_kpis, print_overview, print_segments
-from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings
+from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings, toml_value
+from cvm.data import ONLINE_RETAIL_NON_PRODUCTS
 from cvm.dynamics import analyze, run_kpis, segment_overview
 from cvm.ingest import IngestReport, ingest
 from cvm.store import Store
@@ -37,9 +38,15 @@ _SYNTHETIC_TABLES = ("customers", "identities", "interactions", "surveys", "refe
 
 
 def _demo_config(path: Path) -> None:
-    text = default_toml().replace(
+    default = default_toml()
+    generic = default[default.index("exclude_products = ") :].split("\n", 1)[0]
+    text = default.replace(
         'default_country_code = ""',
         f"default_country_code = {_DEMO_COUNTRY}  # the demo's UK shop (Online Retail)",
+    ).replace(
+        generic,
+        f"exclude_products = {toml_value(list(ONLINE_RETAIL_NON_PRODUCTS))}"
+        "  # Online Retail's codes that are not products",
     )
     path.write_text(text, encoding="utf-8")
 

@@ -13,8 +13,26 @@ from cvm.data.synthetic import (
 )
 
 __all__ = [
+    "ONLINE_RETAIL_NON_PRODUCTS",
     "SyntheticData",
     "generate_relationship_data",
     "online_retail_transactions",
     "write_synthetic",
 ]
+
+#: Online Retail's stock codes that are not products: postage, manual lines, fees,
+#: discounts, samples (excluded from cross-sell by the demo's configuration).
+ONLINE_RETAIL_NON_PRODUCTS: tuple[str, ...] = (
+    "POST",
+    "DOT",
+    "C2",
+    "M",
+    "D",
+    "S",
+    "B",
+    "CRUK",
+    "PADS",
+    "BANK CHARGES",
+    "AMAZONFEE",
+    "GIFT_*",
+)
