@@ -54,6 +54,26 @@ def test_demo_shows_three_values_that_add_up(demo: tuple[Path, dict[str, Any]]) 
     assert o["customers"] < 4_371
 
 
+def test_demo_shows_migration_alerts_actions_and_the_assessment(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, result = demo
+    assert result["earlier"]["as_of"] == "2011-09-30"
+    migration = result["migration"]
+    assert migration["from_run"] == result["earlier"]["run_id"]
+    assert migration["to_run"] == result["overview"]["run_id"]
+    assert result["alerts"]["summary"]["alerts"] >= len(result["alerts"]["top"]) > 0
+    ranked = [a["value_at_risk"] for a in result["alerts"]["top"]]
+    assert ranked == sorted(ranked, reverse=True)
+    mix = result["actions"]["mix"]["actions"]
+    assert sum(a["customers"] for a in mix) == result["overview"]["customers"]
+    targets = result["targets"]
+    assert targets["spend"] <= 2_500 and targets["treatment"] > 0
+    assert (folder.parent / targets["file"]).exists()  # relative to where cvm ran
+    assessment = result["assessment"]
+    assert assessment["spending_ceiling"] > 0
+
+
 def test_segments_partition_the_customers(demo: tuple[Path, dict[str, Any]]) -> None:
     folder, _ = demo
     seg = run_json("segments", "--db", folder / "online_retail.duckdb", cwd=folder)
@@ -126,3 +146,43 @@ def test_unknown_customer_is_a_clear_error(demo: tuple[Path, dict[str, Any]]) ->
     folder, _ = demo
     done = run_cvm("customer", "nobody", "--db", "online_retail.duckdb", cwd=folder, code=1)
     assert "customer 'nobody' has no purchase" in one_line(done.stderr)
+
+
+def test_recommendations_are_products_not_bought_yet(demo: tuple[Path, dict[str, Any]]) -> None:
+    folder, _ = demo
+    rows = run_json(
+        "actions", "recommend", "--customer", "14646", "--db", "online_retail.duckdb", cwd=folder
+    )
+    assert 0 < len(rows) <= 10 and {r["customer_id"] for r in rows} == {"14646"}
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    with Store(folder / "online_retail.duckdb", read_only=True) as store:
+        bought = {
+            p
+            for (p,) in store.con.execute(
+                "SELECT DISTINCT product_id FROM transactions WHERE customer_id = '14646'"
+            ).fetchall()
+        }
+    assert not bought & {r["product_id"] for r in rows}
+
+
+def test_a_recorded_campaign_is_measured_against_its_control_group(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    """Last in this module: it records a campaign in the shared demo store."""
+    folder, result = demo
+    exported = run_json(
+        "actions", "export", "--action", "retain", "--budget", "2500",
+        "--date", "2011-09-30", "--run", result["earlier"]["run_id"],
+        "--campaign", "test-retain", "--db", "online_retail.duckdb", cwd=folder,
+    )  # fmt: skip
+    assert exported["recorded"]["loaded"] == exported["treatment"] + exported["control"]
+    report = run_json("actions", "uplift", "--db", "online_retail.duckdb", cwd=folder)
+    (campaign,) = [c for c in report["campaigns"] if c["name"] == "test-retain"]
+    assert campaign["treatment"]["customers"] == exported["treatment"]
+    assert campaign["control"]["customers"] == exported["control"]
+    retention = campaign["retention"]
+    assert retention["low"] <= retention["estimate"] <= retention["high"]
+    shown = one_line(
+        run_cvm("actions", "uplift", "--db", "online_retail.duckdb", cwd=folder).stdout
+    )
+    assert "test-retain" in shown

@@ -22,6 +22,7 @@ from cvm.cli.common import (
     read_settings,
 )
 from cvm.cli.output import Format, console, emit_csv, emit_json, table
+from cvm.config import Settings
 from cvm.decisions.actions import RunActions, action_mix, actions_for_run
 from cvm.decisions.targeting import (
     COLUMNS,
@@ -30,6 +31,7 @@ from cvm.decisions.targeting import (
     record_targets,
     target_list,
 )
+from cvm.store import Store
 
 actions_app = typer.Typer(
     name="actions",
@@ -48,7 +50,23 @@ def _bands(result: RunActions, settings: Any) -> dict[str, Any]:
     }
 
 
-def _print_list(data: dict[str, Any]) -> None:
+def actions_overview(store: Store, settings: Settings, run: str | None) -> dict[str, Any]:
+    """Apply the playbook to a run: action mix, bands and the playbook's check."""
+    result = actions_for_run(store, settings, run_id=run)
+    mix = action_mix(result.table, result.playbook)
+    return {
+        "run_id": result.run_id,
+        "as_of": result.as_of.isoformat(),
+        "customers": sum(r["customers"] for r in mix["actions"]),
+        "playbook": result.playbook.source,
+        "bands": _bands(result, settings),
+        "mix": mix,
+        "check": result.playbook.check.to_dict(),
+    }
+
+
+def print_actions(data: dict[str, Any]) -> None:
+    """Print the action mix of :func:`actions_overview`."""
     bands = data["bands"]
     console.print(
         f"[bold]Actions[/bold] run {escape(data['run_id'])} ({data['as_of']}): "
@@ -120,17 +138,7 @@ def list_command(
     """
     settings = read_settings(config)
     with open_store(db, settings, read_only=True, must_exist=True) as store:
-        result = actions_for_run(store, settings, run_id=run)
-        mix = action_mix(result.table, result.playbook)
-    data = {
-        "run_id": result.run_id,
-        "as_of": result.as_of.isoformat(),
-        "customers": sum(r["customers"] for r in mix["actions"]),
-        "playbook": result.playbook.source,
-        "bands": _bands(result, settings),
-        "mix": mix,
-        "check": result.playbook.check.to_dict(),
-    }
+        data = actions_overview(store, settings, run)
     if fmt is Format.json:
         emit_json(data)
     elif fmt is Format.csv:
@@ -143,11 +151,11 @@ def list_command(
                     ("channel", "channel"),
                     ("rule", "rule"),
                 )
-                for row in mix[grouping + "s"]
+                for row in data["mix"][grouping + "s"]
             ]
         )
     else:
-        _print_list(data)
+        print_actions(data)
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, Any]:
@@ -305,3 +313,115 @@ def export_command(
             sys.stdout.write(",".join(COLUMNS) + "\n")
     else:
         _print_targets(targets, data, top)
+
+
+def _effect(effect: Any, pattern: str) -> str:
+    if effect is None:
+        return "–"
+    return (
+        f"{pattern.format(effect.estimate)} "
+        f"[{pattern.format(effect.low)}, {pattern.format(effect.high)}]"
+    )
+
+
+@actions_app.command("uplift")
+def uplift_command(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Measure each campaign's effect on retention and spend against its control group.
+
+    For every campaign recorded in the actions table: the share of customers who buy in
+    the window after the action and their spend, treatment minus control, with
+    confidence intervals (Newcombe for retention, Welch for spend), and the incremental
+    profit after the campaign's cost. See docs/uplift.md.
+    """
+    from cvm.decisions.uplift import campaign_uplift
+
+    settings = read_settings(config)
+    with open_store(db, settings, read_only=True, must_exist=True) as store:
+        report = campaign_uplift(store, settings)
+    data = report.to_dict()
+    if fmt is Format.json:
+        emit_json(data)
+        return
+    rows = [
+        {
+            "campaign": u.name,
+            "treatment": u.treatment.customers,
+            "control": u.control.customers,
+            "retention_uplift": u.retention.estimate if u.retention else None,
+            "spend_uplift": u.spend.estimate if u.spend else None,
+            "incremental_profit": u.incremental_profit.estimate if u.incremental_profit else None,
+        }
+        for u in report.campaigns
+    ]
+    if fmt is Format.csv:
+        emit_csv(rows)
+        return
+    level = f"{report.confidence:.0%}"
+    console.print(
+        table(
+            f"Uplift per campaign ({report.window_days}-day window, {level} intervals)",
+            ["campaign", "treated", "control", "retention", "spend / customer", "profit"],
+            [
+                (
+                    escape(u.name),
+                    u.treatment.customers,
+                    u.control.customers,
+                    _effect(u.retention, "{:+.1%}"),
+                    _effect(u.spend, "{:+,.2f}"),
+                    _effect(u.incremental_profit, "{:+,.0f}"),
+                )
+                for u in report.campaigns
+            ],
+        )
+    )
+    for u in report.campaigns:
+        for note in u.notes:
+            console.print(f"{u.name}: {note}", markup=False)
+
+
+@actions_app.command("recommend")
+def recommend_command(
+    customer: Annotated[
+        str | None, typer.Option("--customer", help="Only this customer (any of its ids).")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows shown (table output).")] = 20,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Recommend products each customer has not bought yet, from co-purchase affinity.
+
+    Scores are the strongest rule's confidence from a product the customer bought
+    (see docs/cross-sell.md); needs transactions with product ids.
+    """
+    from cvm.decisions.cross_sell import store_recommendations
+    from cvm.dynamics import resolve_customer_id
+
+    settings = read_settings(config)
+    with open_store(db, settings, read_only=True, must_exist=True) as store:
+        recommended = store_recommendations(store, settings=settings.decisions.cross_sell)
+        if customer is not None:
+            wanted = resolve_customer_id(store, customer)
+            recommended = recommended.filter(recommended.customer_id == wanted)
+        frame = store.to_arrow(recommended.order_by(["customer_id", "rank"])).to_pandas()
+    rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    if fmt is Format.json:
+        emit_json(rows)
+    elif fmt is Format.csv:
+        emit_csv(rows)
+    else:
+        shown = rows[:top]
+        console.print(
+            table(
+                f"Recommendations ({len(shown)} of {len(rows):,})",
+                ["customer", "rank", "product", "score", "because of"],
+                [
+                    (r["customer_id"], r["rank"], r["product_id"], r["score"], r["because"])
+                    for r in shown
+                ],
+            )
+        )

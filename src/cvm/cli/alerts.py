@@ -33,7 +33,8 @@ class Rule(StrEnum):
     detractor = "detractor"
 
 
-def _print(summary: AlertSummary, rows: list[dict[str, object]], top: int | None) -> None:
+def print_alerts(summary: AlertSummary, rows: list[dict[str, object]], top: int | None) -> None:
+    """Print an alert summary and the top alerts."""
     console.print(
         f"[bold]Alerts[/bold] run {escape(summary.run_id)} ({summary.as_of.isoformat()}) "
         f"against {escape(summary.against)} ({summary.against_as_of.isoformat()}): "
@@ -120,4 +121,4 @@ def alerts_command(
         else:
             sys.stdout.write(",".join(ALERT_COLUMNS) + "\n")
     else:
-        _print(warnings.summary, rows, limit)
+        print_alerts(warnings.summary, rows, limit)

@@ -67,7 +67,8 @@ def _print_figure(figure: Figure) -> None:
     )
 
 
-def _print(result: Assessment) -> None:
+def print_assessment(result: Assessment) -> None:
+    """Print every figure of the assessment with its inputs and the spending ceiling."""
     title = "[bold]CRM investment assessment[/bold]"
     if result.measures is not None:
         m = result.measures
@@ -226,4 +227,4 @@ def assess_command(
     elif fmt is Format.csv:
         emit_csv(_csv_rows(result))
     else:
-        _print(result)
+        print_assessment(result)

@@ -9,18 +9,27 @@ lifecycle stages and the relationship measures.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from cvm.cli.actions import actions_overview, print_actions
+from cvm.cli.alerts import print_alerts
+from cvm.cli.assess import print_assessment
 from cvm.cli.common import FormatOption, app
+from cvm.cli.migration import print_migration
 from cvm.cli.output import Format, console, emit_csv, emit_json, progress_bar
 from cvm.cli.views import print_kpis, print_overview, print_segments
 from cvm.config import CONFIG_FILENAME, Settings, default_toml, load_settings, toml_value
 from cvm.data import ONLINE_RETAIL_NON_PRODUCTS
-from cvm.dynamics import analyze, run_kpis, segment_overview
+from cvm.decisions.actions import actions_for_run
+from cvm.decisions.assessment import AssessmentInputs, assess, measure
+from cvm.decisions.targeting import export_targets, target_list
+from cvm.dynamics import analyze, migration_matrix, run_kpis, segment_overview
+from cvm.dynamics.alerts import early_warnings
 from cvm.ingest import IngestReport, ingest
 from cvm.store import Store
 
@@ -28,6 +37,16 @@ _DATASETS = {
     "cdnow": ("cdnow_master.parquet", "CDNOW first-time buyers, 1997-1998"),
     "online_retail": ("online_retail.parquet", "UCI Online Retail, 2010-2011 (CC BY 4.0)"),
 }
+
+#: The earlier snapshot of each dataset, compared with the latest (migration, alerts).
+_EARLIER = {"cdnow": dt.date(1998, 3, 31), "online_retail": dt.date(2011, 9, 30)}
+
+#: The demo's target list: an action, a budget and the file it is written to.
+_TARGET_ACTION, _TARGET_BUDGET = "retain", 2_500.0
+
+#: Assessment inputs the data cannot measure: market growth, and sales & marketing
+#: expense as a share of the measured annual revenue (illustrative figures).
+_MARKET_GROWTH, _EXPENSE_SHARE = 0.05, 0.10
 
 #: The demo's one change to the default settings: Online Retail is a UK shop, so
 #: national phone numbers are British.
@@ -132,18 +151,52 @@ def demo_command(
         store_path = directory / f"{name}.duckdb"
         with Store(store_path) as store:
             reports = _load(store, name, settings, directory, fmt)
+            earlier = analyze(store, settings, as_of=_EARLIER[name])
             overview = analyze(store, settings)
             segments = segment_overview(store, overview.run_id, top=settings.value.top_share)
             kpis = run_kpis(store, overview.run_id, settings=settings)
+            moves = migration_matrix(store, earlier.run_id, overview.run_id, by="tier")
+            projection = moves.project(settings.dynamics.migration.projection_periods)
+            warnings = early_warnings(
+                store, overview.run_id, against=earlier.run_id, settings=settings
+            )
+            alert_rows = warnings.rows(5)
+            alert_summary = warnings.summary
+            actions = actions_overview(store, settings, overview.run_id)
+            assigned = actions_for_run(store, settings, run_id=overview.run_id)
+            targets = target_list(
+                assigned.table,
+                _TARGET_ACTION,
+                _TARGET_BUDGET,
+                settings=settings.decisions,
+                campaign=f"demo-{_TARGET_ACTION}",
+                date=overview.as_of,
+            )
+            target_file = export_targets(
+                targets, directory / f"targets_{name}_{_TARGET_ACTION}.csv"
+            )
+            measured = measure(store, overview.run_id, settings=settings)
+            given = AssessmentInputs(
+                market_growth=_MARKET_GROWTH,
+                expense=_EXPENSE_SHARE * measured.revenue if measured.revenue else None,
+            )
+            assessment = assess(given, measured)
         results.append(
             {
                 "dataset": name,
                 "title": title,
                 "store": str(store_path),
                 "ingest": [r.to_dict() for r in reports],
+                "earlier": earlier.to_dict(),
                 "overview": overview.to_dict(),
                 "segments": segments.to_dict(),
                 "kpis": kpis.to_dict(),
+                "migration": moves.to_dict(),
+                "projection": projection.to_dict(),
+                "alerts": {"summary": alert_summary.to_dict(), "top": alert_rows},
+                "actions": actions,
+                "targets": {**targets.to_dict(), "file": str(target_file)},
+                "assessment": assessment.to_dict(),
             }
         )
         if fmt is Format.table:
@@ -152,6 +205,24 @@ def demo_command(
             print_overview(overview)
             print_segments(segments, ("tier", "stage"))
             print_kpis(kpis)
+            console.rule(f"Since the snapshot of {earlier.as_of.isoformat()}")
+            print_migration(moves, projection, values=False)
+            print_alerts(alert_summary, alert_rows, 5)
+            console.rule("What to do")
+            print_actions(actions)
+            console.print(
+                f"Target list '{_TARGET_ACTION}' within {_TARGET_BUDGET:,.0f}: "
+                f"{targets.treatment:,} to contact, {targets.control:,} held out as control, "
+                f"expected incremental profit {targets.expected_profit:,.2f} → {target_file} "
+                "(not recorded; `cvm actions export` records lists)",
+                markup=False,
+            )
+            print_assessment(assessment)
+            console.print(
+                f"(assessment: market growth {_MARKET_GROWTH:.0%} and sales & marketing "
+                f"expense {_EXPENSE_SHARE:.0%} of revenue are illustrative inputs)",
+                markup=False,
+            )
             console.print(
                 f"Store: {store_path}  —  try: cvm customer "
                 f"{overview.top_customers[0]['customer_id']} --db {store_path}\n",

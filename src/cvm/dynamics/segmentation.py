@@ -139,16 +139,20 @@ def segment_customers(
     """
     created: list[str] = []
     influence, counts = _influence(store, base, tables["referrals"], as_of, settings, created)
+    # RFM needs only the base's columns: its cut points come from a scan of ``base``.
+    folder = settings.source.parent if settings.source is not None else None
+    rules = load_rfm_rules(settings.segments.rfm.rules_path(folder))
+    segmented = rfm(base, settings.segments.rfm, as_of=as_of, rules=rules)
     if influence is None:
-        with_influence = base.mutate(
+        with_influence = segmented.mutate(
             influence_value=ibis.literal(0.0, type="float64"),
             referred_customers=ibis.literal(0, type="int64"),
             referred_total=ibis.literal(0, type="int64"),
         )
     else:
-        joined = base.left_join(influence, "customer_id")
+        joined = segmented.left_join(influence, "customer_id")
         with_influence = joined.select(
-            *base.columns,
+            *segmented.columns,
             influence_value=joined.influence_value.fill_null(0.0),
             referred_customers=joined.referred_customers.fill_null(0),
             referred_total=joined.referred_total.fill_null(0),
@@ -166,33 +170,27 @@ def segment_customers(
     if attributes is not None:
         scored = _materialise(store, scored, "scored", created)
     tiered = value_tiers(scored, settings.segments.tiers)
-    folder = settings.source.parent if settings.source is not None else None
-    rules = load_rfm_rules(settings.segments.rfm.rules_path(folder))
-    segmented = rfm(tiered, settings.segments.rfm, as_of=as_of, rules=rules)
+    satisfaction = customer_satisfaction(
+        tables["surveys"], tables["interactions"], as_of=as_of
+    ).select("customer_id", "nps", "nps_category", "csat")
+    joined = tiered.left_join(satisfaction, "customer_id")
+    satisfied = joined.select(
+        *tiered.columns,
+        nps=joined.nps.cast("float64"),
+        nps_category=joined.nps_category,
+        csat=joined.csat.cast("float64"),
+    )
     staged = lifecycle_from_periods(
-        segmented,
+        satisfied,
         periods,
         as_of=as_of,
         settings=settings.segments.lifecycle,
         period=settings.features.period,
     )
-    satisfaction = customer_satisfaction(
-        tables["surveys"], tables["interactions"], as_of=as_of
-    ).select("customer_id", "nps", "nps_category", "csat")
-    joined = staged.left_join(satisfaction, "customer_id")
     keep = [*base.columns, *(c for c in SEGMENT_COLUMNS if c not in base.columns)]
-    final = joined.select(
-        *[
-            joined[c]
-            for c in keep
-            if c in joined.columns and c not in ("nps", "nps_category", "csat")
-        ],
-        nps=joined.nps.cast("float64"),
-        nps_category=joined.nps_category,
-        csat=joined.csat.cast("float64"),
-    )
+    final = staged.select(*[c for c in keep if c in staged.columns])
     missing = [c for c in keep if c not in final.columns]
     if missing:  # pragma: no cover - a contract between the stages
         raise RuntimeError(f"segmentation lost columns {missing}")
-    table = _materialise(store, final.select(*keep), "segmented", created)
+    table = _materialise(store, final, "segmented", created)
     return SegmentationResult(table=table.get_name(), temporary=created, referrals=counts)

@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 import ibis
+import ibis.expr.operations as ops
 import pyarrow as pa
 
 from cvm.errors import NotFoundError, StorageError
@@ -200,9 +201,11 @@ class Store:
 
         Runs the compiled SQL on the store's DuckDB connection, which skips the
         per-column result conversion of Ibis's ``to_pyarrow`` (a quarter of a second
-        for 200,000 rows); an expression bound to another backend falls back to it.
+        for 200,000 rows); an expression bound to another backend, or holding in-memory
+        tables (``ibis.memtable``, which Ibis registers only when it executes), falls
+        back to it.
         """
-        if ibis.get_backend(expr) is not self.backend:
+        if ibis.get_backend(expr) is not self.backend or expr.op().find(ops.InMemoryTable):
             table: pa.Table = expr.to_pyarrow()
             return table
         result: pa.Table = self.con.execute(self.backend.compile(expr)).to_arrow_table()
