@@ -178,19 +178,3 @@ def test_distinct_bins_whole_numbers_and_hashes_the_rest() -> None:
     uniques, inverse = distinct(fractional)
     np.testing.assert_array_equal(uniques[inverse], fractional)
     assert len(uniques) == 2
-
-
-def test_compress_leaves_distinct_rows_alone_with_the_same_likelihood() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.integers(1, 20, 50_000).astype(float)
-    m = rng.gamma(5.0, 10.0, 50_000)  # continuous: every row distinct
-    (cx, cm), weights = compress(x, m)
-    assert len(weights) == 50_000 and np.all(weights == 1.0)
-    np.testing.assert_array_equal(cx, x)
-    (ux, um), counts, _ = unique_rows(x, m)
-    theta = np.log([6.0, 4.0, 15.0])
-    kept = GammaGammaModel._objective(cx, cm, weights)(theta)[0]
-    hashed = GammaGammaModel._objective(ux, um, counts)(theta)[0]
-    assert kept == pytest.approx(hashed, rel=1e-12)
-    (sx,), few = compress(np.repeat([1.0, 2.0], 30_000))  # mostly repeated: compressed
-    assert list(zip(sx, few, strict=True)) == [(1.0, 30_000.0), (2.0, 30_000.0)]

@@ -94,35 +94,15 @@ def distinct(values: Array) -> tuple[Array, npt.NDArray[np.intp]]:
     return np.asarray(uniques, dtype=np.float64), codes.astype(np.intp)
 
 
-#: ``compress`` leaves rows as they are when a sample shows at least this share distinct.
-_DISTINCT_SHARE = 0.9
-#: Rows in that sample.
-_DISTINCT_SAMPLE = 20_000
-
-
 def compress(*columns: npt.ArrayLike) -> tuple[list[Array], Array]:
     """Collapse identical rows into unique rows and their counts (see :func:`unique_rows`).
-
-    When a sample of the rows shows that almost all of them are distinct (e.g. a
-    continuous mean spend), there is nothing to gain and the rows are returned as they
-    are, each with weight 1; the likelihood is the same either way.
 
     Returns
     -------
     (columns, weights)
         The unique rows, column by column, and how many customers each stands for.
     """
-    arrays = [np.asarray(c, dtype=np.float64) for c in columns]
-    n = len(arrays[0]) if arrays else 0
-    if n > 2 * _DISTINCT_SAMPLE:
-        step = n // _DISTINCT_SAMPLE
-        sample = [a[::step] for a in arrays]
-        _, counts, _ = unique_rows(*sample)
-        if len(counts) >= _DISTINCT_SHARE * len(sample[0]):
-            if not all(np.all(np.isfinite(a)) for a in arrays):
-                raise DataError("cannot compress rows with missing or infinite values")
-            return arrays, np.ones(n)
-    unique, counts, _ = unique_rows(*arrays)
+    unique, counts, _ = unique_rows(*columns)
     return unique, counts
 
 

@@ -41,8 +41,7 @@ class RFM:
         """Return the unique (x, t_x, T) rows and how many customers share each.
 
         Customers without repeat purchases are (0, 0, T): they are grouped by T alone
-        (a linear-time binning); the others go through :func:`compress`, which leaves
-        them as they are when almost all are distinct.
+        (a linear-time binning); the others go through :func:`compress`.
         """
         zero = self.frequency == 0
         ages, index = distinct(self.age[zero])
