@@ -189,3 +189,19 @@ def test_trend_features_check_their_input() -> None:
         trend_features(customers.drop("first_purchase"), series, as_of=MONTH_END)
     with pytest.raises(SchemaError, match=r"already has column.*trend"):
         trend_features(customers.mutate(trend=1.0), series, as_of=MONTH_END)
+
+
+def test_sales_and_returns_netting_to_zero_leave_no_earlier_value() -> None:
+    """Float residues (1e-13) of netted returns made the trend astronomically large."""
+    periods = ibis.memtable(
+        {
+            "customer_id": ["a", "a"],
+            "period_start": [dt.date(2011, 3, 1), dt.date(2011, 9, 1)],
+            "occasions": [2, 1],
+            "revenue": [0.1 + 0.2 - 0.3, 50.0],  # 5.55e-17, not 0
+            "margin": [0.0, 15.0],
+        }
+    )
+    got = value_trend(periods, as_of=dt.date(2011, 9, 30)).to_pandas()
+    assert got.previous_value.iloc[0] == 0.0
+    assert got.trend.isna().iloc[0]

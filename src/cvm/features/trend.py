@@ -131,9 +131,14 @@ def _window_sums(series: Table, value: Any, w: _Windows) -> dict[str, Any]:
 def _trend_columns(
     first_index: Any, recent_value: Any, previous_value: Any, w: _Windows
 ) -> dict[str, Any]:
-    """Exposures, rates and the trend from the first period and the window sums."""
-    recent_value = recent_value.fill_null(0.0)
-    previous_value = previous_value.fill_null(0.0)
+    """Exposures, rates and the trend from the first period and the window sums.
+
+    The sums are rounded to millionths first: sales and returns that net to zero leave
+    floating-point residues (1e-13) that would otherwise count as an earlier value and
+    make the trend astronomically large.
+    """
+    recent_value = recent_value.fill_null(0.0).round(6)
+    previous_value = previous_value.fill_null(0.0).round(6)
     recent_exposure = (w.current - ibis.greatest(first_index, w.recent_start)).cast(
         "float64"
     ) + w.elapsed

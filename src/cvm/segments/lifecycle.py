@@ -91,7 +91,8 @@ def _percent(trend: Expr) -> Expr:
     Truncation keeps the shown number on the same side of a whole-percent threshold
     as the value itself (29.97 % shows as 29 %, not as 30 %).
     """
-    return _text((trend * 100).round(4).abs().floor())
+    # capped so that any finite trend fits the integer cast (shown as "up 1000000000 %")
+    return _text(ibis.least((trend * 100).round(4).abs().floor(), 1e9))
 
 
 def _probability(p: Expr) -> Expr:
