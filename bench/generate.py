@@ -28,6 +28,13 @@ Schema
 ``customer_id`` string, ``ts`` timestamp[us] (whole seconds), ``amount``
 float64 (2 decimals), ``margin`` float64 (2 decimals), ``quantity`` int32,
 ``product_id`` string, ``transaction_id`` string.
+
+Side tables
+-----------
+:func:`generate_inputs` writes referrals (``referrer_id``, ``referred_id``,
+``ts``) and surveys (``customer_id``, ``ts``, ``nps``, ``csat``) for the same
+customers -- their acquisition times are redrawn from the same seed -- with a
+random stream of their own, so the transactions file does not change.
 """
 
 from __future__ import annotations
@@ -43,13 +50,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "REFERRAL_SCHEMA",
     "SCHEMA",
+    "SURVEY_SCHEMA",
     "CustomerPlan",
     "fixed_width_ids",
     "generate",
+    "generate_inputs",
     "main",
     "plan_customers",
 ]
@@ -66,6 +77,23 @@ SCHEMA = pa.schema(
     ]
 )
 
+REFERRAL_SCHEMA = pa.schema(
+    [
+        pa.field("referrer_id", pa.string(), nullable=False),
+        pa.field("referred_id", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("us")),
+    ]
+)
+
+SURVEY_SCHEMA = pa.schema(
+    [
+        pa.field("customer_id", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("us"), nullable=False),
+        pa.field("nps", pa.float64()),
+        pa.field("csat", pa.float64()),
+    ]
+)
+
 DEFAULT_ROWS = 10_000_000
 DEFAULT_CUSTOMERS = 1_000_000
 DEFAULT_SEED = 42
@@ -78,6 +106,12 @@ _SECONDS_PER_DAY = 86_400
 _SECONDS_PER_YEAR = 365.25 * _SECONDS_PER_DAY
 _RETURN_RATE = 0.02
 _WHALE_RATE = 0.03
+DEFAULT_REFERRED_SHARE = 0.10
+DEFAULT_SURVEYED_SHARE = 0.05
+# Shares of the referral rows that exercise the graph cleaning (influence value).
+_SECOND_REFERRER = 0.02
+_SELF_REFERRAL = 0.002
+_NO_DATE = 0.005
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -356,6 +390,152 @@ def generate(
         "window_start": start_dt.isoformat(sep=" "),
         "window_end": end_dt.isoformat(sep=" "),
         "observation_end": (end_dt - dt.timedelta(days=1)).date().isoformat(),
+    }
+
+
+def _write_parquet(table: pa.Table, out: Path) -> int:
+    """Write ``table`` to ``out`` via a temporary name; return the bytes written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", compression_level=3)
+    tmp.replace(out)
+    return out.stat().st_size
+
+
+def _referrals(
+    plan: CustomerPlan,
+    width: int,
+    start_us: int,
+    window: int,
+    share: float,
+    rng: np.random.Generator,
+) -> pa.Table:
+    """Referral rows: ``share`` of the customers referred by an earlier customer."""
+    customers = plan.birth.shape[0]
+    order = np.argsort(plan.birth, kind="stable")  # customers by acquisition
+    n = min(round(share * customers), customers - 1)
+    rank = np.sort(rng.choice(np.arange(1, customers), size=n, replace=False))
+    # Referrers are drawn among the customers acquired earlier, in proportion to a
+    # heavy-tailed propensity: a few customers refer many, chains form naturally.
+    weight = np.cumsum((1.0 + rng.pareto(1.2, size=customers))[order])
+    pick = np.searchsorted(weight, rng.random(n) * weight[rank - 1], side="right")
+    referred = order[rank]
+    referrer = order[np.minimum(pick, rank - 1)]
+    day = _SECONDS_PER_DAY
+    ts = np.maximum(plan.birth[referred] - rng.integers(0, 14 * day, size=n), 0)
+    # A second, later referral of the same customer by someone else (not credited).
+    again = rng.random(n) < _SECOND_REFERRER
+    other = order[rng.integers(0, np.maximum(rank[again], 1))]
+    later = np.minimum(ts[again] + rng.integers(1, 30 * day, size=other.size), window - 1)
+    selfish = rng.choice(customers, size=round(_SELF_REFERRAL * n), replace=False)
+    referrer = np.concatenate([referrer, other, selfish])
+    referred = np.concatenate([referred, referred[again], selfish])
+    ts = np.concatenate([ts, later, plan.birth[selfish]])
+    shuffle = rng.permutation(referrer.size)
+    referrer, referred, ts = referrer[shuffle], referred[shuffle], ts[shuffle]
+    stamps = pa.array(
+        ts * 1_000_000 + start_us, type=pa.int64(), mask=rng.random(ts.size) < _NO_DATE
+    )
+    return pa.Table.from_arrays(
+        [
+            fixed_width_ids("C", referrer, width),
+            fixed_width_ids("C", referred, width),
+            stamps.cast(pa.timestamp("us")),
+        ],
+        schema=REFERRAL_SCHEMA,
+    )
+
+
+def _surveys(
+    plan: CustomerPlan,
+    width: int,
+    start_us: int,
+    window: int,
+    share: float,
+    rng: np.random.Generator,
+) -> pa.Table:
+    """Survey rows: ``share`` of the customers answer 1 or more times after acquisition."""
+    customers = plan.birth.shape[0]
+    chosen = np.sort(rng.choice(customers, size=round(share * customers), replace=False))
+    who = np.repeat(chosen, 1 + rng.poisson(0.5, size=chosen.size))
+    birth = plan.birth[who]
+    ts = birth + (rng.random(who.size) * (window - birth)).astype(np.int64)
+    nps = np.clip(np.round(rng.normal(7.5, 2.2, size=who.size)), 0, 10)
+    csat = np.clip(np.round(rng.normal(4.0, 1.0, size=who.size)), 1, 5)
+    return pa.Table.from_arrays(
+        [
+            fixed_width_ids("C", who, width),
+            pa.array(ts * 1_000_000 + start_us, type=pa.int64()).cast(pa.timestamp("us")),
+            pa.array(nps, type=pa.float64()),
+            pa.array(csat, type=pa.float64(), mask=rng.random(who.size) < 0.4),
+        ],
+        schema=SURVEY_SCHEMA,
+    )
+
+
+def generate_inputs(
+    referrals_out: str | os.PathLike[str],
+    surveys_out: str | os.PathLike[str],
+    rows: int = DEFAULT_ROWS,
+    customers: int = DEFAULT_CUSTOMERS,
+    seed: int = DEFAULT_SEED,
+    start: str = DEFAULT_START,
+    days: int = DEFAULT_DAYS,
+    referred_share: float = DEFAULT_REFERRED_SHARE,
+    surveyed_share: float = DEFAULT_SURVEYED_SHARE,
+) -> dict[str, Any]:
+    """Generate referrals and surveys for the customers of :func:`generate`.
+
+    The customers' acquisition times are redrawn from the same seed (the plan of
+    :func:`generate` with equal ``rows``, ``customers``, ``seed`` and ``days``), so
+    a referral falls in the two weeks before the referred customer's first purchase
+    and a survey after the customer's. The draws use their own random stream: the
+    transactions file does not change.
+
+    Referrals (``referrer_id``, ``referred_id``, ``ts``): ``referred_share`` of the
+    customers are referred, each by a customer acquired earlier and chosen in
+    proportion to a heavy-tailed (Pareto) propensity, so a few customers refer many
+    and chains of referrals form. To exercise the graph cleaning of influence value,
+    2 % of the referred customers get a second, later referral by someone else, 0.2 %
+    as many rows are self-referrals and 0.5 % of the rows have no date.
+
+    Surveys (``customer_id``, ``ts``, ``nps`` 0-10, ``csat`` 1-5 or missing):
+    ``surveyed_share`` of the customers answer 1 + Poisson(0.5) times, uniformly
+    between their acquisition and the window end.
+
+    Parameters
+    ----------
+    referrals_out, surveys_out : path-like
+        Destination Parquet files (zstd compressed).
+    rows, customers, seed, start, days
+        As given to :func:`generate`.
+    referred_share : float, default 0.10
+        Share of the customers who were referred.
+    surveyed_share : float, default 0.05
+        Share of the customers who answered a survey.
+
+    Returns
+    -------
+    dict
+        Row counts and bytes written of both files.
+    """
+    plan_seq = np.random.SeedSequence(seed).spawn(3)[0]  # the plan of generate()
+    plan = plan_customers(rows, customers, days, np.random.default_rng(plan_seq))
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+    width = max(8, len(str(customers - 1)))
+    start_dt = dt.datetime.fromisoformat(start)
+    start_us = int((start_dt - dt.datetime(1970, 1, 1)) / dt.timedelta(microseconds=1))
+    window = days * _SECONDS_PER_DAY
+    referrals = _referrals(plan, width, start_us, window, referred_share, rng)
+    surveys = _surveys(plan, width, start_us, window, surveyed_share, rng)
+    return {
+        "referrals": referrals.num_rows,
+        "referred_customers": pc.count_distinct(referrals.column("referred_id")).as_py(),
+        "referrers": pc.count_distinct(referrals.column("referrer_id")).as_py(),
+        "referrals_bytes": _write_parquet(referrals, Path(referrals_out)),
+        "surveys": surveys.num_rows,
+        "surveyed_customers": pc.count_distinct(surveys.column("customer_id")).as_py(),
+        "surveys_bytes": _write_parquet(surveys, Path(surveys_out)),
     }
 
 

@@ -14,6 +14,15 @@ its process:
   *all* children). On Linux this is at least the parent's RSS at spawn
   time, so keep the orchestrating process small.
 
+A step may name a ``setup`` function, run in the child before the clock
+starts (it returns the keyword arguments of the step, live objects allowed),
+and a ``teardown`` function, run after the clock stops (it turns the step's
+return value into the reported details). For such a step the peak RSS and
+CPU times cover the timed call only: the child resets ``VmHWM`` after the
+setup (``/proc/self/clear_refs``) and reads its CPU times around the call;
+the setup's own wall time and peak are reported in the details
+(``setup_wall_s``, ``setup_peak_rss_mib``).
+
 Results are plain dicts; :func:`append_jsonl` and :func:`markdown_table`
 persist them, :func:`machine_info` describes the host.
 """
@@ -65,9 +74,12 @@ class StepResult:
     process_wall_s : float or None
         Wall time of the whole child process (interpreter start, imports).
     cpu_user_s, cpu_sys_s : float or None
-        CPU time of the child (all threads).
+        CPU time of the child (all threads); of the timed call only for a step
+        with a ``setup``.
     peak_rss_mib : float or None
-        Peak resident set size of the child (``VmHWM``, else ``ru_maxrss``).
+        Peak resident set size of the child (``VmHWM``, else ``ru_maxrss``);
+        during the timed call only for a step with a ``setup`` (if the kernel
+        allowed resetting the peak, see ``details["hwm_reset"]``).
     start_rss_mib : float or None
         RSS of the child just before the call (interpreter + pre-imports),
         so ``peak_rss_mib - start_rss_mib`` approximates the step's own use.
@@ -134,6 +146,8 @@ def run_step(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     log_dir: str | Path | None = None,
+    setup: str | None = None,
+    teardown: str | None = None,
 ) -> StepResult:
     """Run ``func(**kwargs)`` from ``module_path`` in a fresh interpreter.
 
@@ -158,6 +172,13 @@ def run_step(
     log_dir : str or pathlib.Path, optional
         Where to keep the child's stdout/stderr (``<step>.log``); a
         temporary directory is used otherwise.
+    setup : str, optional
+        Function of the module called untimed as ``setup(**kwargs)``; it
+        returns the keyword arguments of ``func`` (any Python objects).
+    teardown : str, optional
+        Function of the module called untimed as ``teardown(value, state)``
+        with ``func``'s return value and its keyword arguments; it returns
+        the details to report (a JSON-serialisable dict).
 
     Returns
     -------
@@ -169,6 +190,8 @@ def run_step(
         "func": func,
         "kwargs": dict(kwargs or {}),
         "preimport": list(preimport),
+        "setup": setup,
+        "teardown": teardown,
     }
     child_env = dict(os.environ)
     child_env.update(env or {})
@@ -210,6 +233,12 @@ def run_step(
             result.error = f"child exited with code {code}: {tail}"
         result.wall_s = payload.get("wall_s")
         result.details = payload.get("result") or {}
+        if "call_cpu_user_s" in payload:  # a step with a setup: the call only
+            result.cpu_user_s = payload["call_cpu_user_s"]
+            result.cpu_sys_s = payload["call_cpu_sys_s"]
+        for key in ("setup_wall_s", "setup_peak_rss_mib", "hwm_reset"):
+            if key in payload:
+                result.details[key] = payload[key]
         start_kib = payload.get("rss_start_kib")
         result.start_rss_mib = round(start_kib * 1024 / _MIB, 1) if start_kib else None
         hwm_kib = payload.get("vm_hwm_kib")
@@ -264,6 +293,16 @@ def _proc_status_kib(key: str) -> int | None:
     return None
 
 
+def _reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux ``clear_refs``); ``False`` if refused."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def _load_module(path: str) -> ModuleType:
     """Import a Python file as a module (its directory goes on ``sys.path``)."""
     file = Path(path)
@@ -285,17 +324,35 @@ def _child_main(spec_path: str) -> int:
     try:
         for name in spec["preimport"]:
             importlib.import_module(name)
-        func = getattr(_load_module(spec["module_path"]), spec["func"])
+        module = _load_module(spec["module_path"])
+        func = getattr(module, spec["func"])
+        kwargs = spec["kwargs"]
+        if spec.get("setup"):
+            t0 = time.perf_counter()
+            kwargs = getattr(module, spec["setup"])(**kwargs)
+            out["setup_wall_s"] = round(time.perf_counter() - t0, 4)
+            setup_peak = _proc_status_kib("VmHWM")
+            out["setup_peak_rss_mib"] = round(setup_peak / 1024, 1) if setup_peak else None
+            out["hwm_reset"] = _reset_peak_rss()
         out["rss_start_kib"] = _proc_status_kib("VmRSS")
+        cpu0 = os.times()
         t0 = time.perf_counter()
-        value = func(**spec["kwargs"])
+        value = func(**kwargs)
         out["wall_s"] = round(time.perf_counter() - t0, 4)
+        cpu1 = os.times()
+        out["vm_hwm_kib"] = _proc_status_kib("VmHWM")
+        if spec.get("setup"):
+            out["call_cpu_user_s"] = round(cpu1.user - cpu0.user, 3)
+            out["call_cpu_sys_s"] = round(cpu1.system - cpu0.system, 3)
+        if spec.get("teardown"):
+            value = getattr(module, spec["teardown"])(value, kwargs)
         out["result"] = value if value is not None else {}
     except BaseException as exc:  # report everything to the parent
         out["status"] = "error"
         out["error"] = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
-    out["vm_hwm_kib"] = _proc_status_kib("VmHWM")
+    if "vm_hwm_kib" not in out:
+        out["vm_hwm_kib"] = _proc_status_kib("VmHWM")
     Path(spec["out"]).write_text(json.dumps(out, default=str))
     return 0 if out["status"] == "ok" else 1
 

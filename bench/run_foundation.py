@@ -1,4 +1,4 @@
-"""Foundation benchmark: cvm ingest + BTYD features vs hand-written DuckDB.
+"""Foundation benchmark: cvm ingest, BTYD features and segments vs hand-written DuckDB.
 
 Usage (this is what ``make bench`` calls)::
 
@@ -9,6 +9,9 @@ Steps, each in its own fresh process (wall time + peak RSS per step):
 ==================== =====================================================
 ``generate``         synthetic transactions -> Parquet (skipped if cached
                      under ``bench/.data/``)
+``generate_inputs``  seeded referrals (~10 % of the customers referred) and
+                     surveys (5 % answer) for the same customers -> two
+                     Parquet files (``generate.generate_inputs``; cached)
 ``parquet_count``    ``SELECT count(*) FROM read_parquet(...)``
 ``ctas_scan``        ``CREATE TABLE t AS SELECT * FROM read_parquet(...)``
                      into a fresh DuckDB file (baseline for ``cvm_ingest``)
@@ -18,24 +21,32 @@ Steps, each in its own fresh process (wall time + peak RSS per step):
                      ``t`` -- the like-for-like baseline for ``cvm_features``
 ``cvm_ingest``       ``cvm.ingest.ingest_transactions(store, path)``
 ``cvm_features``     ``cvm.features.btyd_summary(...)`` fetched to Arrow
+``cvm_segments``     ``cvm.dynamics.segmentation.segment_customers(...)`` on
+                     the ``cvm_ingest`` store: influence value, value score,
+                     tiers, RFM, trend + lifecycle stage, satisfaction, the
+                     enriched table materialised. Untimed setup in the same
+                     process: the run's base snapshot and period series as
+                     ``cvm analyze`` builds them (models fitted), and the
+                     generated referrals and surveys (``cvm_steps.py``)
 ==================== =====================================================
 
-Ratios reported: ``cvm_ingest / ctas_scan`` and ``cvm_features /
-summary_sql_table_core`` (also vs ``summary_sql_table``), plus a checksum
-comparison of the cvm and SQL summaries.
+The cvm step functions live in ``bench/cvm_steps.py``.
 
-The cvm steps are recorded as "not available" when ``import cvm`` (or the
-two functions) is missing. Results are appended to
+Ratios reported: ``cvm_ingest / ctas_scan``, ``cvm_features /
+summary_sql_table_core`` (also vs ``summary_sql_table``) and ``cvm_segments /
+cvm_features`` (target <= 1.0), plus a checksum comparison of the cvm and SQL
+summaries.
+
+The cvm steps are recorded as "not available" when ``import cvm`` (or their
+entry points) is missing. Results are appended to
 ``bench/results/foundation.jsonl`` and ``bench/results/foundation.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +56,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
+from cvm_steps import CVM_ENTRY_POINTS, CVM_PREIMPORT, remove_store  # noqa: E402
 from harness import (  # noqa: E402
     StepResult,
     append_jsonl,
@@ -56,30 +68,12 @@ from harness import (  # noqa: E402
 
 DATA_DIR = BENCH_DIR / ".data"
 RESULTS_DIR = BENCH_DIR / "results"
-THIS_FILE = Path(__file__).resolve()
+CVM_STEPS = BENCH_DIR / "cvm_steps.py"
 
 
 # ============================================================================
-# cvm steps -- TO BE WIRED BY THE MAIN ENGINEER
-#
-# These run in a fresh child process (see harness.run_step). Only the lines
-# between ">>> CALL SITE" and "<<< CALL SITE" should need editing. Anything
-# raised here is recorded as status "error" with the message; if `import cvm`
-# fails the steps are recorded as "not available" and never started.
+# cvm availability (the measured cvm steps live in cvm_steps.py)
 # ============================================================================
-
-#: Modules imported *before* the clock starts, so import time is not charged.
-CVM_PREIMPORT = {
-    "cvm_ingest": ("cvm", "cvm.store", "cvm.ingest"),
-    "cvm_features": ("cvm", "cvm.store", "cvm.features", "duckdb", "pyarrow", "pyarrow.compute"),
-}
-
-
-#: Entry point probed for each cvm step (module, attribute).
-CVM_ENTRY_POINTS = {
-    "cvm_ingest": ("cvm.ingest", "ingest_transactions"),
-    "cvm_features": ("cvm.features", "btyd_summary"),
-}
 
 
 def cvm_available(step: str) -> str | None:
@@ -115,129 +109,6 @@ def cvm_available(step: str) -> str | None:
     return lines[-1] if lines else f"probe exited with {proc.returncode}"
 
 
-def _open_store(store_path: str, *, fresh: bool) -> Any:
-    """Return the cvm store object for ``store_path``.
-
-    Parameters
-    ----------
-    store_path : str
-        Location reserved for the store under ``bench/.data/work/``.
-    fresh : bool
-        ``True`` for ingest (any previous store at the path was deleted).
-
-    Returns
-    -------
-    object
-        Whatever ``cvm.ingest.ingest_transactions`` expects as ``store``.
-    """
-    # >>> CALL SITE (store): adjust if the store constructor changes.
-    from cvm.store import Store  # type: ignore[import-not-found, unused-ignore]
-
-    return Store(store_path, read_only=not fresh)
-    # <<< CALL SITE (store)
-
-
-def _close(store: Any) -> None:
-    """Close the store if it has a ``close()`` method."""
-    close = getattr(store, "close", None)
-    if callable(close):
-        close()
-
-
-def _materialize(result: Any) -> Any:
-    """Force a possibly lazy result (ibis / duckdb relation) into Arrow."""
-    for method in ("to_pyarrow", "to_arrow_table", "arrow"):
-        fn = getattr(result, method, None)
-        if callable(fn):
-            return fn()
-    return result
-
-
-def step_cvm_ingest(parquet: str, store_path: str) -> dict[str, Any]:
-    """Measured step: ingest the Parquet file into a fresh cvm store.
-
-    Parameters
-    ----------
-    parquet : str
-        Transactions Parquet file.
-    store_path : str
-        Where the store lives (deleted first).
-
-    Returns
-    -------
-    dict
-        Whatever ``ingest_transactions`` returned, if it is a small dict.
-    """
-    import cvm.ingest  # type: ignore[import-not-found, unused-ignore]
-
-    _remove_store(store_path)
-    store = _open_store(store_path, fresh=True)
-    # >>> CALL SITE (cvm_ingest)
-    out = cvm.ingest.ingest_transactions(store, parquet)
-    # <<< CALL SITE (cvm_ingest)
-    _close(store)  # inside the timing, like the CTAS baseline's close()
-    return _small_details(out)
-
-
-def step_cvm_features(store_path: str, observation_end: str) -> dict[str, Any]:
-    """Measured step: compute the BTYD summary with cvm and materialise it.
-
-    Parameters
-    ----------
-    store_path : str
-        Store written by :func:`step_cvm_ingest`.
-    observation_end : str
-        ISO date, the last day of observation (inclusive); only the date part
-        is used if a timestamp is given.
-
-    Returns
-    -------
-    dict
-        Row count and checksums, comparable with ``summary_sql_table_core``.
-    """
-    import cvm.features
-
-    store = _open_store(store_path, fresh=False)
-    end = dt.date.fromisoformat(observation_end.strip()[:10])
-    # >>> CALL SITE (cvm_features)
-    transactions = store.table("transactions")
-    out = store.to_arrow(cvm.features.btyd_summary(transactions, observation_end=end))
-    # <<< CALL SITE (cvm_features)
-    table = _materialize(out)
-    _close(store)
-    try:
-        import pyarrow as pa
-
-        from baselines import summary_facts
-
-        if not isinstance(table, pa.Table):
-            table = pa.Table.from_pandas(table, preserve_index=False)
-        return summary_facts(table)
-    except Exception as exc:  # checksums are best effort
-        return {"type": type(out).__name__, "facts_error": str(exc)}
-
-
-def _remove_store(store_path: str) -> None:
-    """Delete ``store_path`` and siblings named ``<store_path>.*`` (files or dirs)."""
-    target = Path(store_path)
-    for path in [target, *target.parent.glob(target.name + ".*")]:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-
-
-def _small_details(value: Any) -> dict[str, Any]:
-    """Keep the scalar fields of a step's return value (dict or ``to_dict()``)."""
-    to_dict = getattr(value, "to_dict", None)
-    data = to_dict() if callable(to_dict) else value
-    if not isinstance(data, dict):
-        return {} if value is None else {"returned": type(value).__name__}
-    return {
-        str(k): v for k, v in data.items() if v is None or isinstance(v, bool | int | float | str)
-    }
-
-
 # ============================================================================
 # orchestration
 # ============================================================================
@@ -261,6 +132,8 @@ def _best(
     preimport: tuple[str, ...],
     log_dir: Path,
     timeout: float | None,
+    setup: str | None = None,
+    teardown: str | None = None,
 ) -> StepResult:
     """Run a step ``repeat`` times; keep the fastest successful run."""
     runs = [
@@ -273,6 +146,8 @@ def _best(
             env=_child_env(),
             timeout=timeout,
             log_dir=log_dir,
+            setup=setup,
+            teardown=teardown,
         )
         for _ in range(repeat)
     ]
@@ -284,6 +159,30 @@ def _best(
         best.details["repeat_walls_s"] = [r.wall_s for r in runs]
         best.peak_rss_mib = max(r.peak_rss_mib or 0.0 for r in ok)
     return best
+
+
+def _generate(
+    step: str, kwargs: dict[str, Any], meta_path: Path, common: dict[str, Any]
+) -> StepResult:
+    """Run ``generate.<step>`` in its own process unless its files are cached.
+
+    The outputs are the ``out``-like keyword arguments; the returned metadata is
+    kept in ``meta_path`` and marks the cache as complete.
+    """
+    outs = [Path(v) for k, v in kwargs.items() if k == "out" or k.endswith("_out")]
+    if meta_path.exists() and all(path.exists() for path in outs):
+        return StepResult(step=step, status="cached", details=json.loads(meta_path.read_text()))
+    res = run_step(
+        step,
+        BENCH_DIR / "generate.py",
+        step,
+        kwargs,
+        preimport=("numpy", "pyarrow", "pyarrow.parquet"),
+        **common,
+    )
+    if res.status == "ok":
+        meta_path.write_text(json.dumps(res.details, indent=2))
+    return res
 
 
 def _ratio(num: StepResult | None, den: StepResult | None) -> float | None:
@@ -378,31 +277,23 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[bench] {tag}  logs: {logs}", flush=True)
     # -- data ---------------------------------------------------------------
-    if parquet.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        results.append(StepResult(step="generate", status="cached", details=meta))
-    else:
-        gen = run_step(
-            "generate",
-            BENCH_DIR / "generate.py",
-            "generate",
-            {
-                "out": str(parquet),
-                "rows": args.rows,
-                "customers": args.customers,
-                "seed": args.seed,
-            },
-            preimport=("numpy", "pyarrow", "pyarrow.parquet"),
-            **common,
-        )
-        results.append(gen)
-        if gen.status != "ok":
-            say(gen)
-            print("[bench] generation failed; see log", file=sys.stderr)
-            return 1
-        meta = gen.details
-        meta_path.write_text(json.dumps(meta, indent=2))
-    say(results[-1])
+    size = {"rows": args.rows, "customers": args.customers, "seed": args.seed}
+    gen = _generate("generate", {"out": str(parquet), **size}, meta_path, common)
+    results.append(gen)
+    say(gen)
+    if gen.status not in ("ok", "cached"):
+        print("[bench] generation failed; see log", file=sys.stderr)
+        return 1
+    meta = gen.details
+    side = {
+        "referrals": str(data_dir / f"referrals_{tag}.parquet"),
+        "surveys": str(data_dir / f"surveys_{tag}.parquet"),
+    }
+    outs = {"referrals_out": side["referrals"], "surveys_out": side["surveys"]}
+    side_meta = data_dir / f"inputs_{tag}.json"
+    gen_inputs = _generate("generate_inputs", {**outs, **size}, side_meta, common)
+    results.append(gen_inputs)
+    say(gen_inputs)
     obs_end = args.observation_end or meta["observation_end"]
 
     # -- baselines ----------------------------------------------------------
@@ -441,37 +332,32 @@ def main(argv: list[str] | None = None) -> int:
         reasons: dict[str, str | None] = dict.fromkeys(CVM_ENTRY_POINTS, "skipped (--skip-cvm)")
     else:
         reasons = {step: cvm_available(step) for step in CVM_ENTRY_POINTS}
-    ingest_reason = reasons["cvm_ingest"]
-    if ingest_reason is not None:
-        by_name["cvm_ingest"] = skipped("cvm_ingest", ingest_reason)
-    else:
-        by_name["cvm_ingest"] = _best(
-            args.repeat,
-            "cvm_ingest",
-            THIS_FILE,
-            "step_cvm_ingest",
-            {"parquet": str(parquet), "store_path": store},
-            CVM_PREIMPORT["cvm_ingest"],
-            logs,
-            args.timeout,
-        )
-    features_reason = reasons["cvm_features"]
-    if features_reason is None and by_name["cvm_ingest"].status != "ok":
-        features_reason = "needs a successful cvm_ingest"
-    if features_reason is not None:
-        by_name["cvm_features"] = skipped("cvm_features", features_reason)
-    else:
-        by_name["cvm_features"] = _best(
-            args.repeat,
-            "cvm_features",
-            THIS_FILE,
-            "step_cvm_features",
-            {"store_path": store, "observation_end": obs_end},
-            CVM_PREIMPORT["cvm_features"],
-            logs,
-            args.timeout,
-        )
-    for step in ("cvm_ingest", "cvm_features"):
+    hooks = {"setup": "setup_cvm_segments", "teardown": "teardown_cvm_segments"}
+    cvm_plan: list[tuple[str, dict[str, Any], dict[str, str]]] = [
+        ("cvm_ingest", {"parquet": str(parquet), "store_path": store}, {}),
+        ("cvm_features", {"store_path": store, "observation_end": obs_end}, {}),
+        ("cvm_segments", {"store_path": store, "observation_end": obs_end, **side}, hooks),
+    ]
+    for step, kwargs, extra in cvm_plan:
+        reason = reasons[step]
+        if reason is None and step != "cvm_ingest" and by_name["cvm_ingest"].status != "ok":
+            reason = "needs a successful cvm_ingest"
+        if reason is None and step == "cvm_segments" and gen_inputs.status not in ("ok", "cached"):
+            reason = "needs the generated referrals and surveys"
+        if reason is not None:
+            by_name[step] = skipped(step, reason)
+        else:
+            by_name[step] = _best(
+                args.repeat,
+                step,
+                CVM_STEPS,
+                f"step_{step}",
+                kwargs,
+                CVM_PREIMPORT[step],
+                logs,
+                args.timeout,
+                **extra,
+            )
         results.append(by_name[step])
         say(by_name[step])
 
@@ -479,10 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     r_ingest = _ratio(by_name["cvm_ingest"], by_name["ctas_scan"])
     r_feat = _ratio(by_name["cvm_features"], by_name["summary_sql_table_core"])
     r_feat_full = _ratio(by_name["cvm_features"], by_name["summary_sql_table"])
+    r_seg = _ratio(by_name["cvm_segments"], by_name["cvm_features"])
     parity = _parity(by_name["cvm_features"], by_name["summary_sql_table_core"])
     ratios = {
         "cvm_ingest": f"{r_ingest:.2f}x ctas_scan" if r_ingest else None,
         "cvm_features": f"{r_feat:.2f}x summary_sql_table_core" if r_feat else None,
+        "cvm_segments": f"{r_seg:.2f}x cvm_features" if r_seg else None,
     }
     config = {
         "rows": args.rows,
@@ -497,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         "cvm_ingest_over_ctas": r_ingest,
         "cvm_features_over_sql_table_core": r_feat,
         "cvm_features_over_sql_table": r_feat_full,
+        "cvm_segments_over_features": r_seg,
         "features_parity": parity,
     }
     append_jsonl(
@@ -520,9 +409,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep_work:
         db.unlink(missing_ok=True)
         db.with_name(db.name + ".wal").unlink(missing_ok=True)
-        _remove_store(store)
+        remove_store(store)
     baseline_ok = all(by_name[s].status == "ok" for s, _, _ in plan)
     return 0 if baseline_ok else 1
+
+
+def _segments_note(results: list[StepResult]) -> list[str]:
+    """One line on the ``cvm_segments`` step: its untimed setup and its inputs."""
+    res = next((r for r in results if r.step == "cvm_segments" and r.status == "ok"), None)
+    if res is None:
+        return []
+    d = res.details
+    return [
+        "- cvm_segments: wall, cpu and peak RSS are of `segment_customers` only "
+        f"(setup untimed: {d.get('setup_wall_s')} s, peak {d.get('setup_peak_rss_mib')} MiB; "
+        f"peak reset {'ok' if d.get('hwm_reset') else 'refused: peak includes the setup'}); "
+        f"{d.get('base_rows'):,} customers, {d.get('period_rows'):,} period rows, "
+        f"{d.get('referral_rows'):,} referrals ({d.get('referrals_credited'):,} credited), "
+        f"{d.get('survey_rows'):,} survey answers; models {d.get('models')}; "
+        f"stages {d.get('stages')}",
+    ]
 
 
 def _markdown(
@@ -551,6 +457,7 @@ def _markdown(
         f"{config['repeat']} (fastest kept); wall = function call only, "
         "process = incl. interpreter start + imports; page cache warm; "
         f"load 1m > {machine['cpu_usable']} means the host was busy (timings inflated)",
+        *_segments_note(results),
         "",
         markdown_table(results, ratios),
         "",
@@ -561,6 +468,7 @@ def _markdown(
         "cvm_ingest_over_ctas",
         "cvm_features_over_sql_table_core",
         "cvm_features_over_sql_table",
+        "cvm_segments_over_features",
     ):
         val = summary[key]
         lines.append(f"| {key} | {f'{val:.2f}' if val else 'not available'} |")
