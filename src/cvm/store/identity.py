@@ -48,6 +48,7 @@ Resolution, and Duplicate Detection*. Springer.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -234,16 +235,13 @@ def resolve_identities(store: Store, settings: IdentitySettings | None = None) -
     except duckdb.Error as exc:
         raise StorageError(f"identity resolution failed: {exc}", path=store.path) from exc
     finally:
+        # the connection may already be closed: cleanup must not hide the first error
         for name in _VIEWS:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 store.con.unregister(_TEMP + name)
-            except duckdb.Error:  # pragma: no cover - the connection is closed
-                pass
         for name in _TABLES:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 store.con.execute(f"DROP TABLE IF EXISTS {_TEMP}{name}")
-            except duckdb.Error:  # pragma: no cover - the connection is closed
-                pass
 
 
 def _numpy(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
