@@ -31,7 +31,6 @@ from cvm.decisions.targeting import (
     record_targets,
     target_list,
 )
-from cvm.store import Store
 
 actions_app = typer.Typer(
     name="actions",
@@ -50,9 +49,8 @@ def _bands(result: RunActions, settings: Any) -> dict[str, Any]:
     }
 
 
-def actions_overview(store: Store, settings: Settings, run: str | None) -> dict[str, Any]:
-    """Apply the playbook to a run: action mix, bands and the playbook's check."""
-    result = actions_for_run(store, settings, run_id=run)
+def actions_overview(result: RunActions, settings: Settings) -> dict[str, Any]:
+    """Summarise the playbook applied to a run: action mix, bands and the playbook's check."""
     mix = action_mix(result.table, result.playbook)
     return {
         "run_id": result.run_id,
@@ -138,7 +136,7 @@ def list_command(
     """
     settings = read_settings(config)
     with open_store(db, settings, read_only=True, must_exist=True) as store:
-        data = actions_overview(store, settings, run)
+        data = actions_overview(actions_for_run(store, settings, run_id=run), settings)
     if fmt is Format.json:
         emit_json(data)
     elif fmt is Format.csv:

@@ -162,8 +162,8 @@ def demo_command(
             )
             alert_rows = warnings.rows(5)
             alert_summary = warnings.summary
-            actions = actions_overview(store, settings, overview.run_id)
             assigned = actions_for_run(store, settings, run_id=overview.run_id)
+            actions = actions_overview(assigned, settings)
             targets = target_list(
                 assigned.table,
                 _TARGET_ACTION,
